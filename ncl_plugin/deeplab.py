@@ -1,0 +1,152 @@
+"""DeepLabV3+ with a timm encoder and a deeply supervised decoder.
+
+Pure torch and timm: nothing here knows about IMDL-BenCo, and nothing is ever
+downloaded (the encoder is built with ``pretrained=False``).
+"""
+from typing import List, Sequence, Tuple
+
+import timm
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+ASPP_RATES = {8: (12, 24, 36), 16: (6, 12, 18)}
+
+
+class ConvBNReLU(nn.Sequential):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, dilation: int = 1):
+        padding = dilation * (kernel_size - 1) // 2
+        super().__init__(
+            nn.Conv2d(in_channels, out_channels, kernel_size, padding=padding, dilation=dilation, bias=False),
+            nn.BatchNorm2d(out_channels),
+            nn.ReLU(inplace=True),
+        )
+
+
+class ImagePooling(nn.Module):
+    """ASPP's global branch.
+
+    No BatchNorm here on purpose: after global pooling a batch of one image has a
+    single value per channel, and BatchNorm refuses to train on that, while
+    IMDL-BenCo's default training batch size is 1.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.conv(F.adaptive_avg_pool2d(x, 1)))
+        return y.expand(-1, -1, x.shape[-2], x.shape[-1])
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling: (B, C_in, h, w) -> (B, out_channels, h, w)."""
+
+    def __init__(self, in_channels: int, out_channels: int = 256, rates: Sequence[int] = (12, 24, 36)):
+        super().__init__()
+        self.branches = nn.ModuleList(
+            [ConvBNReLU(in_channels, out_channels, 1)]
+            + [ConvBNReLU(in_channels, out_channels, 3, dilation=r) for r in rates]
+            + [ImagePooling(in_channels, out_channels)]
+        )
+        self.project = nn.Sequential(
+            ConvBNReLU(out_channels * len(self.branches), out_channels, 1),
+            nn.Dropout(0.1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.project(torch.cat([branch(x) for branch in self.branches], dim=1))
+
+
+def _upsample(x: torch.Tensor, size: Tuple[int, int]) -> torch.Tensor:
+    if tuple(x.shape[-2:]) == tuple(size):
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+class DeepSupervisedDecoder(nn.Module):
+    """DeepLabV3+ decoder that predicts a 1-channel logit map at 1/8, 1/4, 1/2 and 1/1.
+
+    The 1/4 stage is the classic DeepLabV3+ fusion with block-1 features; the
+    1/2 stage fuses the stem features the same way, and the 1/1 stage refines
+    the upsampled map, so every stage has its own head for deep supervision.
+    """
+
+    def __init__(self, aspp_channels: int, block1_channels: int, stem_channels: int):
+        super().__init__()
+        self.refine8 = ConvBNReLU(aspp_channels, aspp_channels)
+        self.project4 = ConvBNReLU(block1_channels, 48, 1)
+        self.fuse4 = nn.Sequential(ConvBNReLU(aspp_channels + 48, 256), ConvBNReLU(256, 256))
+        self.project2 = ConvBNReLU(stem_channels, 32, 1) if stem_channels else None
+        self.fuse2 = ConvBNReLU(256 + (32 if stem_channels else 0), 64)
+        self.fuse1 = ConvBNReLU(64, 32)
+        self.heads = nn.ModuleList([nn.Conv2d(c, 1, 1) for c in (aspp_channels, 256, 64, 32)])
+
+    def forward(self, aspp: torch.Tensor, block1: torch.Tensor, stem, sizes: List[Tuple[int, int]]):
+        """sizes: the four output sizes, coarsest first. Returns four (B, 1, h, w) logit maps."""
+        x8 = self.refine8(_upsample(aspp, sizes[0]))
+        x4 = _upsample(x8, sizes[1])
+        x4 = self.fuse4(torch.cat([x4, self.project4(_upsample(block1, sizes[1]))], dim=1))
+        x2 = _upsample(x4, sizes[2])
+        if self.project2 is not None:
+            x2 = torch.cat([x2, self.project2(_upsample(stem, sizes[2]))], dim=1)
+        x2 = self.fuse2(x2)
+        x1 = self.fuse1(_upsample(x2, sizes[3]))
+        return [head(x) for head, x in zip(self.heads, (x8, x4, x2, x1))]
+
+
+class DeepLabV3PlusNet(nn.Module):
+    """DeepLabV3+ for binary manipulation masks, randomly initialised.
+
+    forward(image (B, 3, H, W)) -> (logits, block1)
+      logits: four (B, 1, h, w) maps at 1/8, 1/4, 1/2 and 1/1 of (H, W), finest last;
+      block1: (B, C1, H/4, W/4) block-1 features, the features NCL contrasts.
+    """
+
+    def __init__(self, backbone: str = "resnet101", output_stride: int = 8, aspp_channels: int = 256):
+        super().__init__()
+        if output_stride not in ASPP_RATES:
+            raise ValueError(f"--output_stride must be 8 or 16, got {output_stride}")
+        try:
+            self.encoder = timm.create_model(
+                backbone, pretrained=False, features_only=True, output_stride=output_stride
+            )
+        except RuntimeError as err:  # timm raises RuntimeError for unknown names
+            raise ValueError(f"--backbone {backbone!r} is not a timm model: {err}") from None
+        reductions = self.encoder.feature_info.reduction()
+        channels = self.encoder.feature_info.channels()
+        if 4 not in reductions:
+            raise ValueError(f"--backbone {backbone!r} has no stride-4 feature map; use a ResNet")
+        # The last stride-4 map is block 1 (the first one, for ResNets, is the stem's max-pool input).
+        self.block1_index = max(i for i, r in enumerate(reductions) if r == 4)
+        self.stem_index = max((i for i, r in enumerate(reductions) if r == 2), default=None)
+        self.block1_channels = channels[self.block1_index]
+        stem_channels = channels[self.stem_index] if self.stem_index is not None else 0
+        self.aspp = ASPP(channels[-1], aspp_channels, ASPP_RATES[output_stride])
+        self.decoder = DeepSupervisedDecoder(aspp_channels, self.block1_channels, stem_channels)
+        self.output_stride = output_stride
+        self._init_new_layers()
+
+    def _init_new_layers(self) -> None:
+        for module in list(self.aspp.modules()) + list(self.decoder.modules()):
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        # Kaiming on a 1-channel head gives logits of several units at step 0
+        # and a first loss dominated by that; start the heads near 0.5 instead.
+        for head in self.decoder.heads:
+            nn.init.normal_(head.weight, std=0.01)
+
+    def forward(self, image: torch.Tensor):
+        height, width = image.shape[-2:]
+        features = self.encoder(image)
+        block1 = features[self.block1_index]
+        stem = features[self.stem_index] if self.stem_index is not None else None
+        sizes = [(-(-height // s), -(-width // s)) for s in (8, 4, 2)] + [(height, width)]
+        logits = self.decoder(self.aspp(features[-1]), block1, stem, sizes)
+        return logits, block1

@@ -1,0 +1,189 @@
+"""NCL's two losses: the dual-branch contrastive loss and the pivot-consistent loss.
+
+Both run in float32 even under autocast, and neither loops over images or
+patches in Python. Shapes: B images, G patches per image, C feature channels.
+"""
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .precision import full_precision
+from .sampler import PatchSample, check_patch_size, classify_patches, contour_pixels
+
+# Fill value for similarities that a log-sum-exp must ignore. Finite, unlike
+# -inf, so that no gradient of an empty set can become NaN.
+_IGNORED = torch.finfo(torch.float32).min
+
+
+def _masked_logsumexp(logits: torch.Tensor, keep: torch.Tensor, dim: int) -> torch.Tensor:
+    return torch.logsumexp(logits.masked_fill(~keep, _IGNORED), dim=dim)
+
+
+def _masked_mean(values: torch.Tensor, keep: torch.Tensor, dims) -> torch.Tensor:
+    total = torch.where(keep, values, torch.zeros_like(values)).sum(dim=dims)
+    return total / keep.sum(dim=dims).clamp(min=1)
+
+
+def _mean_over_defined(per_image: torch.Tensor, defined: torch.Tensor) -> torch.Tensor:
+    """Mean of ``per_image`` over images where the term is defined; 0 where none is."""
+    return _masked_mean(per_image, defined, dims=0)
+
+
+class PivotBranch(nn.Module):
+    """One of the two symmetric branches: (B, C, h, w) pivot -> (B, C) unit vector.
+
+    Conv1x1 -> BN -> ReLU, then average pooling and L2 normalisation.
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.block = nn.Sequential(
+            nn.Conv2d(channels, channels, 1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+        )
+
+    def forward(self, pivots: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.block(pivots).mean(dim=(2, 3)), dim=1)
+
+
+class NCLContrastiveLoss(nn.Module):
+    """L_NCL: tampered-vs-authentic InfoNCE plus the two pivot branches (se+ and se-).
+
+    forward(PatchSample) -> dict with ``loss`` (L_NCL) and the three terms
+    ``ncl_pn``, ``ncl_se_pos``, ``ncl_se_neg``. A term is averaged over the
+    images where it is defined; L_NCL is the mean of the terms defined
+    somewhere in the batch, and a zero that still reaches every parameter when
+    none is (so DDP sees the same graph on every rank).
+
+    max_anchors caps the anchor patches of the tampered-vs-authentic term per
+    image (a random subset above the cap; <= 0 means no cap): that term is
+    pairwise, and the cap bounds its time and memory on fine patch grids.
+    """
+
+    def __init__(self, channels: int, temperature: float = 0.1, max_anchors: int = 256):
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"--temperature must be positive, got {temperature}")
+        self.temperature = temperature
+        self.max_anchors = max_anchors
+        self.branch_tampered = PivotBranch(channels)  # se+: the contour pivot plays a tampered patch
+        self.branch_authentic = PivotBranch(channels)  # se-: the contour pivot plays an authentic patch
+
+    def forward(self, sample: PatchSample) -> Dict[str, torch.Tensor]:
+        with full_precision(sample.features):
+            return self._loss(sample)
+
+    def _loss(self, sample: PatchSample) -> Dict[str, torch.Tensor]:
+        features = sample.features.float()
+        tampered, authentic = sample.tampered, sample.authentic
+        terms = {"ncl_pn": self._tampered_vs_authentic(features, tampered, authentic)}
+        terms.update(self._pivot_terms(sample, features, tampered, authentic))
+
+        values = torch.stack([value for value, _ in terms.values()])
+        defined = torch.stack([flag for _, flag in terms.values()])
+        loss = _mean_over_defined(values, defined)
+        # Keep every branch parameter and the features in the graph even when a
+        # term is skipped, so that a rank without contour patches runs the same
+        # backward (and DDP the same all-reduce) as the others.
+        anchor = features.sum() + sum(p.sum() for p in self.parameters())
+        out = {"loss": loss + 0.0 * anchor}
+        out.update({name: value for name, (value, _) in terms.items()})
+        return out
+
+    def _tampered_vs_authentic(self, features, tampered, authentic):
+        """Term 1: -log e(p_m, p_j) / (e(p_m, p_j) + sum_i e(p_m, n_i)), over anchors m, positives j != m."""
+        batch, grid = tampered.shape
+        k = grid if self.max_anchors <= 0 else min(self.max_anchors, grid)
+        # A random score per tampered patch (-1 elsewhere): top-k keeps every
+        # tampered patch while there are at most k, and a random k otherwise.
+        score = torch.where(tampered, torch.rand(batch, grid, device=features.device), -1.0)
+        score, anchor_idx = score.topk(k, dim=1)
+        anchor_ok = score >= 0  # (B, K)
+        anchors = features.gather(1, anchor_idx.unsqueeze(-1).expand(-1, -1, features.shape[-1]))
+        sim = anchors @ features.transpose(1, 2) / self.temperature  # (B, K, G)
+        negatives = _masked_logsumexp(sim, authentic.unsqueeze(1), dim=2)  # (B, K)
+        pair_loss = torch.logaddexp(sim, negatives.unsqueeze(-1)) - sim
+        not_self = anchor_idx.unsqueeze(-1) != torch.arange(grid, device=features.device)
+        valid = anchor_ok.unsqueeze(-1) & tampered.unsqueeze(1) & not_self
+        valid = valid & authentic.any(dim=1).view(-1, 1, 1)
+        defined = valid.flatten(1).any(dim=1)
+        per_image = _masked_mean(pair_loss, valid, dims=(1, 2))
+        return _mean_over_defined(per_image, defined), defined.any()
+
+    def _pivot_terms(self, sample: PatchSample, features, tampered, authentic):
+        """Terms 2 and 3: the pivot as a tampered patch (se+) and as an authentic one (se-)."""
+        zero = features.new_zeros(())
+        undefined = {"ncl_se_pos": (zero, torch.zeros((), dtype=torch.bool, device=features.device))}
+        undefined["ncl_se_neg"] = undefined["ncl_se_pos"]
+        has = sample.has_contour
+        pivots = sample.pivots[has]
+        # BatchNorm cannot train on a single value per channel (one 4x4 contour patch in the batch).
+        if pivots.shape[0] * pivots.shape[2] * pivots.shape[3] < 2:
+            return undefined
+        features, tampered, authentic = features[has], tampered[has], authentic[has]
+        defined = tampered.any(dim=1) & authentic.any(dim=1)
+
+        def term(branch, positives, negatives):
+            sim = torch.einsum("bc,bgc->bg", branch(pivots), features) / self.temperature
+            others = _masked_logsumexp(sim, negatives, dim=1)  # (Bc,)
+            per_patch = torch.logaddexp(sim, others.unsqueeze(1)) - sim
+            per_image = _masked_mean(per_patch, positives, dims=1)
+            return _mean_over_defined(per_image, defined), defined.any()
+
+        return {
+            "ncl_se_pos": term(self.branch_tampered, tampered, authentic),
+            "ncl_se_neg": term(self.branch_authentic, authentic, tampered),
+        }
+
+
+class PivotConsistentLoss(nn.Module):
+    """L_PC over every decoder stage.
+
+    At stage s, per image: mu * mean BCE over contour pixels + (1 - mu) * mean
+    BCE over all pixels, with the ground truth area-resized to the stage; an
+    image without contour pixels gets the plain BCE. Contour pixels are the
+    pixels of contour patches. L_PC is the mean over images, then stages.
+    mu = contour_weight; mu = 0 is plain deep-supervised BCE.
+    """
+
+    def __init__(self, contour_weight: float = 0.7, patch_size: int = 32):
+        super().__init__()
+        if not 0.0 <= contour_weight <= 1.0:
+            raise ValueError(f"--contour_weight must be in [0, 1], got {contour_weight}")
+        check_patch_size(patch_size)
+        self.contour_weight = contour_weight
+        self.patch_size = patch_size
+
+    def forward(
+        self, logits: List[torch.Tensor], mask: torch.Tensor, classes: Optional[torch.Tensor] = None
+    ) -> Dict[str, torch.Tensor]:
+        """logits: (B, 1, h_s, w_s) per stage; mask: (B, 1, H, W); classes: (B, H//p, W//p) if known."""
+        with full_precision(mask):
+            target = (mask > 0.5).float()
+            contour = None
+            if self.contour_weight > 0:
+                if classes is None:
+                    classes = classify_patches(target, self.patch_size)
+                contour = contour_pixels(classes, self.patch_size, target.shape[-2:])
+            stages = [self._stage(stage_logits.float(), target, contour) for stage_logits in logits]
+            return {"loss": torch.stack(stages).mean()}
+
+    def _stage(self, logits, target, contour):
+        size = logits.shape[-2:]
+        if target.shape[-2:] != size:
+            target = F.interpolate(target, size=size, mode="area")
+        bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        everywhere = bce.mean(dim=(1, 2, 3))
+        if contour is None:
+            return everywhere.mean()
+        if contour.shape[-2:] != size:
+            contour = (F.interpolate(contour, size=size, mode="area") > 0).float()
+        has = contour.sum(dim=(1, 2, 3)) > 0
+        on_contour = _masked_mean(bce, contour > 0, dims=(1, 2, 3))
+        mu = self.contour_weight
+        per_image = torch.where(has, mu * on_contour + (1 - mu) * everywhere, everywhere)
+        return per_image.mean()
+

@@ -1,0 +1,133 @@
+"""NCL and its DeepLabV3+ baseline, with IMDL-BenCo's forward contract.
+
+The constructor arguments become command-line flags through IMDL-BenCo's
+``misc.create_argparser``, so they are annotated int / float / str only.
+The sampler and the losses are looked up by name in the plugin's registries,
+so a registered variant is selected with a flag (``--sampler MySampler``).
+"""
+from typing import Dict, Optional
+
+import torch
+import torch.nn as nn
+
+from .checkpoint import load_pretrained
+from .deeplab import DeepLabV3PlusNet
+from .sampler import check_patch_size, classify_patches
+
+VISUAL_LOSS_KEYS = ("total", "pc", "ncl", "ncl_pn", "ncl_se_pos", "ncl_se_neg")
+
+
+def _build(registry, name: str, flag: str, **kwargs):
+    # Registry.get prints the whole table before raising; has() does not.
+    if not registry.has(name):
+        known = ", ".join(sorted(registry.module_dict))
+        raise ValueError(f"{flag} {name!r} is not registered in {registry.name} (known: {known})")
+    return registry.get(name)(**kwargs)
+
+
+class NCL(nn.Module):
+    """Non-mutually exclusive contrastive learning (Zhou et al., ICCV 2023) on DeepLabV3+.
+
+    forward(image (B, 3, H, W), mask (B, 1, H, W) or None, label (B,) or None) -> dict:
+      pred_mask (B, 1, H, W) probabilities; pred_label (B,) = max of pred_mask per image;
+      visual_image {'pred_mask': ...}; and, when a mask is given, backward_loss (scalar)
+      and visual_loss (total, pc, ncl, ncl_pn, ncl_se_pos, ncl_se_neg).
+    The sampler and the two branches run only in training mode: at inference NCL
+    costs exactly what DeepLabV3+ costs.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet101",
+        output_stride: int = 8,
+        patch_size: int = 32,
+        temperature: float = 0.1,
+        contrast_weight: float = 0.5,
+        contour_weight: float = 0.7,
+        max_anchors: int = 256,
+        sampler: str = "TriClassPatchSampler",
+        contrastive_loss: str = "NCLContrastiveLoss",
+        segmentation_loss: str = "PivotConsistentLoss",
+        pretrained_path: str = "",
+    ):
+        super().__init__()
+        from .registry import LOSSES, SAMPLERS  # deferred: the registry module imports this one
+
+        check_patch_size(patch_size)
+        if contrast_weight < 0:
+            raise ValueError(f"--contrast_weight must be >= 0, got {contrast_weight}")
+        self.patch_size = patch_size
+        self.contrast_weight = contrast_weight
+        self.net = DeepLabV3PlusNet(backbone, output_stride)
+        self.segmentation_loss = _build(
+            LOSSES, segmentation_loss, "--segmentation_loss", contour_weight=contour_weight, patch_size=patch_size
+        )
+        self.sampler: Optional[nn.Module] = None
+        self.contrastive_loss: Optional[nn.Module] = None
+        if contrast_weight > 0:
+            self.sampler = _build(SAMPLERS, sampler, "--sampler", patch_size=patch_size)
+            self.contrastive_loss = _build(
+                LOSSES,
+                contrastive_loss,
+                "--contrastive_loss",
+                channels=self.net.block1_channels,
+                temperature=temperature,
+                max_anchors=max_anchors,
+            )
+        if pretrained_path:
+            load_pretrained(self, pretrained_path)
+
+    def forward(self, image: torch.Tensor, mask: Optional[torch.Tensor] = None, label=None, *args, **kwargs):
+        logits, block1 = self.net(image)
+        pred_mask = torch.sigmoid(logits[-1].float())
+        out = {
+            "pred_mask": pred_mask,
+            "pred_label": pred_mask.flatten(1).amax(dim=1),
+            "visual_image": {"pred_mask": pred_mask},
+        }
+        if mask is None:
+            return out
+        losses = self._losses(logits, block1, mask)
+        out["backward_loss"] = losses["total"]
+        out["visual_loss"] = {k: v.detach() for k, v in losses.items()}
+        return out
+
+    def _losses(self, logits, block1, mask) -> Dict[str, torch.Tensor]:
+        contrast = self.training and self.contrastive_loss is not None
+        classes = classify_patches(mask, self.patch_size) if contrast else None
+        pc = self.segmentation_loss(logits, mask, classes)["loss"]
+        losses = dict.fromkeys(VISUAL_LOSS_KEYS[2:], pc.new_zeros(()))
+        if contrast:
+            losses.update(self.contrastive_loss(self.sampler(block1, mask, classes)))
+            losses["ncl"] = losses.pop("loss")
+        losses["pc"] = pc
+        losses["total"] = pc + self.contrast_weight * losses["ncl"]
+        return {k: losses[k] for k in VISUAL_LOSS_KEYS}
+
+
+class DeepLabV3Plus(NCL):
+    """The paper's baseline: the same network trained from scratch without NCL.
+
+    No sampler, no branches, no contrastive loss. The segmentation loss is plain
+    deep-supervised BCE by default (contour_weight = 0); pass --contour_weight
+    to train the baseline with the pivot-consistent weighting alone.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "resnet101",
+        output_stride: int = 8,
+        patch_size: int = 32,
+        contour_weight: float = 0.0,
+        segmentation_loss: str = "PivotConsistentLoss",
+        pretrained_path: str = "",
+    ):
+        super().__init__(
+            backbone=backbone,
+            output_stride=output_stride,
+            patch_size=patch_size,
+            contrast_weight=0.0,
+            contour_weight=contour_weight,
+            segmentation_loss=segmentation_loss,
+            pretrained_path=pretrained_path,
+        )

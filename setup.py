@@ -1,0 +1,32 @@
+from pathlib import Path
+
+from setuptools import setup
+
+HERE = Path(__file__).parent
+
+setup(
+    name="ncl-imdlbenco",
+    version="0.1.0",
+    description="NCL (ICCV 2023) as a trainable IMDL-BenCo plugin: model, tri-class patch sampler, dual losses",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.9",
+    # registry/ lives at the top of the repository but is installed inside the
+    # package, so no top-level module called `registry` lands in site-packages.
+    packages=["ncl_plugin", "ncl_plugin.registry"],
+    package_dir={"ncl_plugin": "ncl_plugin", "ncl_plugin.registry": "registry"},
+    install_requires=[
+        # Unpinned on purpose: a CPU-only torch wheel has no matching torchvision,
+        # and IMDL-BenCo imports torchvision.
+        "torch>=2.1",
+        "torchvision",
+        "imdlbenco==0.1.45",
+        "timm",
+        "numpy",
+        "scikit-learn",
+        "pyyaml",
+        "requests",  # IMDL-BenCo's `benco` imports it without declaring it
+    ],
+    extras_require={"test": ["pytest", "hypothesis"]},
+)

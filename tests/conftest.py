@@ -1,0 +1,26 @@
+import os
+
+import pytest
+import torch
+from hypothesis import HealthCheck, settings
+
+settings.register_profile(
+    "default", deadline=None, max_examples=40, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def pytest_configure(config):
+    # IMDL-BenCo, albumentations and timm warn about their own deprecations at import.
+    for category in ("FutureWarning", "DeprecationWarning"):
+        config.addinivalue_line("filterwarnings", f"ignore::{category}")
+    config.addinivalue_line(
+        "markers", "slow: end-to-end runs of several minutes; CI runs them too, `-m 'not slow'` skips them"
+    )
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)

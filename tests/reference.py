@@ -1,0 +1,84 @@
+"""Independent, loop-by-loop NumPy versions of NCL's losses, written from the method text."""
+import numpy as np
+
+
+def e(a, b, tau):
+    cos = float(np.dot(a, b) / (np.linalg.norm(a) * np.linalg.norm(b)))
+    return np.exp(cos / tau)
+
+
+def term_pn(features, classes, tau, tampered=1, authentic=0):
+    """Per image: mean over anchors m and positives j != m, or None when undefined."""
+    P = [f for f, c in zip(features, classes) if c == tampered]
+    N = [f for f, c in zip(features, classes) if c == authentic]
+    if len(P) < 2 or not N:
+        return None
+    losses = []
+    for m, pm in enumerate(P):
+        for j, pj in enumerate(P):
+            if j == m:
+                continue
+            pos = e(pm, pj, tau)
+            losses.append(-np.log(pos / (pos + sum(e(pm, n, tau) for n in N))))
+    return float(np.mean(losses))
+
+
+def term_se(vector, features, classes, tau, positive, negative):
+    """se+ with (positive, negative) = (tampered, authentic); se- with them swapped."""
+    pos_set = [f for f, c in zip(features, classes) if c == positive]
+    neg_set = [f for f, c in zip(features, classes) if c == negative]
+    if not pos_set or not neg_set:
+        return None
+    losses = []
+    for p in pos_set:
+        num = e(vector, p, tau)
+        losses.append(-np.log(num / (num + sum(e(vector, n, tau) for n in neg_set))))
+    return float(np.mean(losses))
+
+
+def branch(pivots, weight, eps=1e-5):
+    """Conv1x1 -> BatchNorm (training statistics, unit affine) -> ReLU -> mean pool -> L2 norm.
+
+    pivots: (B, C, h, w); weight: (C, C). Returns (B, C).
+    """
+    y = np.einsum("oc,bchw->bohw", weight, pivots)
+    mean = y.mean(axis=(0, 2, 3), keepdims=True)
+    var = y.var(axis=(0, 2, 3), keepdims=True)
+    y = np.maximum((y - mean) / np.sqrt(var + eps), 0)
+    v = y.mean(axis=(2, 3))
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
+def mean_defined(values):
+    defined = [v for v in values if v is not None]
+    return (float(np.mean(defined)) if defined else None), bool(defined)
+
+
+def bce(logit, target):
+    p = 1 / (1 + np.exp(-logit))
+    return -(target * np.log(p) + (1 - target) * np.log(1 - p))
+
+
+def area_resize(mask, factor):
+    h, w = mask.shape
+    return mask.reshape(h // factor, factor, w // factor, factor).mean(axis=(1, 3))
+
+
+def pivot_consistent(logits_by_stage, mask, contour, mu):
+    """logits_by_stage: list of (B, h, w) arrays; mask, contour: (B, H, W) full-resolution 0/1 arrays."""
+    stage_losses = []
+    for logits in logits_by_stage:
+        factor = mask.shape[1] // logits.shape[1]
+        per_image = []
+        for b in range(mask.shape[0]):
+            target = area_resize(mask[b], factor)
+            on_contour = area_resize(contour[b], factor) > 0
+            losses = [[bce(logits[b, i, j], target[i, j]) for j in range(logits.shape[2])] for i in range(logits.shape[1])]
+            losses = np.array(losses)
+            everywhere = losses.mean()
+            if on_contour.any():
+                per_image.append(mu * losses[on_contour].mean() + (1 - mu) * everywhere)
+            else:
+                per_image.append(everywhere)
+        stage_losses.append(np.mean(per_image))
+    return float(np.mean(stage_losses))

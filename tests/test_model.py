@@ -1,0 +1,128 @@
+import pytest
+import torch
+
+from helpers import rect_mask
+from ncl_plugin import NCL, DeepLabV3Plus
+from ncl_plugin.checkpoint import CheckpointError
+from ncl_plugin.model import VISUAL_LOSS_KEYS
+
+SIZE = 128
+
+
+@pytest.fixture(scope="module")
+def batch():
+    image = torch.randn(2, 3, SIZE, SIZE)
+    mask = torch.cat([rect_mask(SIZE, SIZE, (20, 10, 90, 100)), rect_mask(SIZE, SIZE)])
+    return {"image": image, "mask": mask, "label": torch.tensor([1, 0])}
+
+
+@pytest.fixture(scope="module")
+def model():
+    return NCL(backbone="resnet18", patch_size=16)
+
+
+def record_calls(*modules):
+    calls = []
+    handles = [m.register_forward_hook(lambda mod, inp, out: calls.append(mod)) for m in modules]
+    return calls, handles
+
+
+def test_training_forward_contract(model, batch):
+    model.train()
+    out = model(**batch, shape=torch.tensor([[SIZE, SIZE]] * 2), name=["a", "b"], if_predcit_label=False)
+    assert out["backward_loss"].dim() == 0 and out["backward_loss"].requires_grad
+    assert out["pred_mask"].shape == (2, 1, SIZE, SIZE)
+    assert out["pred_label"].shape == (2,)
+    assert 0 <= out["pred_mask"].min() and out["pred_mask"].max() <= 1
+    assert torch.allclose(out["pred_label"], out["pred_mask"].flatten(1).max(dim=1).values)
+    assert set(out["visual_loss"]) == set(VISUAL_LOSS_KEYS)
+    assert all(v.dim() == 0 and torch.isfinite(v) for v in out["visual_loss"].values())
+    assert out["visual_loss"]["ncl"] > 0
+    expected_total = out["visual_loss"]["pc"] + 0.5 * out["visual_loss"]["ncl"]
+    assert out["visual_loss"]["total"].item() == pytest.approx(expected_total.item(), rel=1e-6)
+    assert torch.equal(out["visual_image"]["pred_mask"], out["pred_mask"])
+
+
+def test_eval_forward_never_runs_sampler_or_branches(model, batch):
+    loss = model.contrastive_loss
+    calls, handles = record_calls(model.sampler, loss.branch_tampered, loss.branch_authentic)
+    try:
+        model.eval()
+        with torch.no_grad():
+            out = model(**batch)
+        assert calls == []
+        assert out["visual_loss"]["ncl"] == 0
+        model.train()
+        model(**batch)
+        assert {type(m).__name__ for m in calls} == {"TriClassPatchSampler", "PivotBranch"}
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def test_prediction_without_a_mask_returns_only_predictions(model, batch):
+    model.eval()
+    with torch.no_grad():
+        out = model(batch["image"])
+    assert "backward_loss" not in out and out["pred_mask"].shape == (2, 1, SIZE, SIZE)
+
+
+@pytest.mark.parametrize("height,width", [(96, 160), (64, 64)])
+def test_predictions_come_back_at_input_size(height, width):
+    net = DeepLabV3Plus(backbone="resnet18", patch_size=16).eval()
+    with torch.no_grad():
+        out = net(torch.randn(1, 3, height, width), torch.zeros(1, 1, height, width))
+    assert out["pred_mask"].shape == (1, 1, height, width)
+    logits, block1 = net.net(torch.randn(1, 3, height, width))
+    assert [tuple(l.shape[-2:]) for l in logits] == [(height // f, width // f) for f in (8, 4, 2, 1)]
+    assert block1.shape[-2:] == (height // 4, width // 4)
+
+
+def test_output_stride_16_and_deeper_backbones_build():
+    for backbone, stride, channels in [("resnet34", 16, 64), ("resnet50", 8, 256)]:
+        model = NCL(backbone=backbone, output_stride=stride, patch_size=16)
+        assert model.net.block1_channels == channels
+        out = model(torch.randn(2, 3, 64, 64), rect_mask(64, 64, (8, 8, 40, 40)).repeat(2, 1, 1, 1))
+        assert torch.isfinite(out["backward_loss"])
+
+
+def test_gradients_reach_block1_and_both_branches(model, batch):
+    model.train()
+    model.zero_grad()
+    logits, block1 = model.net(batch["image"])
+    sample = model.sampler(block1, batch["mask"])
+    model.contrastive_loss(sample)["loss"].backward()  # L_NCL alone
+    block1_grads = [p.grad for p in model.net.encoder.layer1.parameters()]
+    assert all(g is not None for g in block1_grads) and sum(g.abs().sum() for g in block1_grads) > 0
+    for branch in (model.contrastive_loss.branch_tampered, model.contrastive_loss.branch_authentic):
+        assert branch.block[0].weight.grad.abs().sum() > 0
+
+
+def test_baseline_has_no_contrastive_parts_and_plain_bce(batch):
+    baseline = DeepLabV3Plus(backbone="resnet18", patch_size=16)
+    assert baseline.sampler is None and baseline.contrastive_loss is None
+    assert baseline.segmentation_loss.contour_weight == 0.0
+    out = baseline(**batch)
+    assert out["visual_loss"]["ncl"] == 0 and out["visual_loss"]["total"] == out["visual_loss"]["pc"]
+
+
+def test_nothing_is_downloaded_and_weights_are_random():
+    a, b = NCL(backbone="resnet18"), NCL(backbone="resnet18")
+    wa, wb = a.net.encoder.conv1.weight, b.net.encoder.conv1.weight
+    assert not torch.equal(wa, wb)
+
+
+def test_pretrained_path_loads_a_checkpoint(tmp_path, model):
+    path = tmp_path / "checkpoint-0.pth"
+    torch.save({"model": model.state_dict(), "epoch": 0, "args": {"model": "ncl"}}, path)
+    other = NCL(backbone="resnet18", patch_size=16, pretrained_path=str(path))
+    assert torch.equal(other.net.encoder.conv1.weight, model.net.encoder.conv1.weight)
+
+
+def test_bad_arguments_are_clear_errors():
+    with pytest.raises(ValueError, match="--output_stride must be 8 or 16"):
+        NCL(backbone="resnet18", output_stride=32)
+    with pytest.raises(ValueError, match="--backbone 'resnet_nope'"):
+        NCL(backbone="resnet_nope")
+    with pytest.raises(CheckpointError, match="--pretrained_path /no/such.pth: no such file"):
+        NCL(backbone="resnet18", pretrained_path="/no/such.pth")

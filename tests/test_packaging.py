@@ -1,0 +1,50 @@
+"""A normal (non-editable) install: registry/ lands inside the package, nothing at the top level."""
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory):
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(ROOT)],
+        check=True, capture_output=True, timeout=600,
+    )
+    (path,) = out.glob("*.whl")
+    return path
+
+
+def test_wheel_maps_registry_into_the_package(wheel):
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "ncl_plugin/registry/__init__.py" in names
+    assert not any(name.startswith("registry/") for name in names)
+    top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith((".dist-info", ".data"))}
+    assert top_level == {"ncl_plugin"}
+
+
+def test_installed_wheel_registers_ncl(wheel, tmp_path):
+    target = tmp_path / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True, capture_output=True, timeout=600,
+    )
+    script = (
+        "import ncl_plugin, ncl_plugin.registry as r; from IMDLBenCo.registry import MODELS; "
+        "print(r.__file__); print(MODELS.get('ncl').__module__)"
+    )
+    # The installed copy comes first on the path, and the repository is not on it at all.
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    result = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    registry_file, model_module = result.stdout.strip().splitlines()[-2:]
+    assert Path(registry_file).is_relative_to(target)
+    assert model_module == "ncl_plugin.model"
