@@ -14,8 +14,10 @@ setup(
     python_requires=">=3.9",
     # registry/ lives at the top of the repository but is installed inside the
     # package, so no top-level module called `registry` lands in site-packages.
-    packages=["ncl_plugin", "ncl_plugin.registry"],
-    package_dir={"ncl_plugin": "ncl_plugin", "ncl_plugin.registry": "registry"},
+    packages=["ncl_plugin", "ncl_plugin.registry", "ncl_plugin.configs"],
+    package_dir={"ncl_plugin": "ncl_plugin", "ncl_plugin.registry": "registry", "ncl_plugin.configs": "configs"},
+    package_data={"ncl_plugin.configs": ["*.yaml", "protocols/*.yaml", "protocols/*.json"]},
+    entry_points={"console_scripts": ["benco = ncl_plugin.cli:console_main"]},
     install_requires=[
         # Unpinned on purpose: a CPU-only torch wheel has no matching torchvision,
         # and IMDL-BenCo imports torchvision.
@@ -27,6 +29,13 @@ setup(
         "scikit-learn",
         "pyyaml",
         "requests",  # IMDL-BenCo's `benco` imports it without declaring it
+        # Photographs of the embedded synthetic dataset ship inside these three.
+        "scikit-image",
+        "matplotlib",
+        "opencv-python-headless",
+        "rich",
+        "tensorboard",
+        "fvcore",
     ],
     extras_require={"test": ["pytest", "hypothesis"]},
 )

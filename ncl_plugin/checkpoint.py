@@ -12,8 +12,10 @@ from typing import Any, Dict
 
 import torch
 
+from .errors import UsageError
 
-class CheckpointError(RuntimeError):
+
+class CheckpointError(UsageError):
     """A checkpoint that cannot be used; the message names the file and what to do."""
 
 
@@ -63,3 +65,43 @@ def load_pretrained(model: torch.nn.Module, path: str) -> None:
     skipped = len(state) - len(matched)
     if skipped:
         print(f"--pretrained_path {path}: loaded {len(matched)} tensors, skipped {skipped} that do not fit")
+
+
+def plain(value: Any) -> Any:
+    """``value`` reduced to what ``weights_only=True`` and JSON both accept."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, argparse.Namespace):
+        return plain(vars(value))
+    return str(value)
+
+
+def save_atomically(obj: Any, path: str) -> None:
+    """torch.save to a temporary file in the same folder, fsync, then rename over ``path``.
+
+    A crash or a kill at any moment leaves either the previous file or the new one, never half of one.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    try:  # make the rename itself durable
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:
+        pass

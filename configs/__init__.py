@@ -1,0 +1,1 @@
+"""YAML configs shipped with the plugin; `benco train --config quickstart` finds them by name."""

@@ -1,0 +1,157 @@
+"""IMDL-BenCo datasets, transforms and loaders, as IMDL-BenCo's train.py builds them."""
+import json
+import os
+from pathlib import Path
+from typing import Dict
+
+import albumentations as albu
+import torch
+from IMDLBenCo.datasets import BalancedDataset, JsonDataset, ManiDataset
+from IMDLBenCo.registry import DATASETS, POSTFUNCS
+from IMDLBenCo.transforms import RandomCopyMove, RandomInpainting
+
+from .errors import UsageError
+
+
+def train_transform() -> albu.Compose:
+    """IMDL-BenCo train.py's augmentations, unchanged, so that every model sees the same data."""
+    return albu.Compose(
+        [
+            albu.RandomScale(scale_limit=0.2, p=1),
+            RandomCopyMove(p=0.1),
+            RandomInpainting(p=0.1),
+            albu.HorizontalFlip(p=0.5),
+            albu.VerticalFlip(p=0.5),
+            albu.RandomBrightnessContrast(brightness_limit=(-0.1, 0.1), contrast_limit=0.1, p=1),
+            albu.ImageCompression(quality_lower=70, quality_upper=100, p=0.2),
+            albu.RandomRotate90(p=0.5),
+            albu.GaussianBlur(blur_limit=(3, 7), p=0.2),
+        ]
+    )
+
+
+def test_transform() -> albu.Compose:
+    return albu.Compose([])
+
+
+def post_function(model_name: str):
+    """IMDL-BenCo's per-model data hook ``<model>_post_func``, if the model registered one."""
+    wanted = f"{model_name.lower()}_post_func"
+    for name, func in POSTFUNCS.module_dict.items():
+        if name.lower() == wanted:
+            return func
+    return None
+
+
+def _read_json(path: str, flag: str):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as err:
+        raise UsageError(f"{flag} {path}: invalid JSON at line {err.lineno}: {err.msg}") from None
+
+
+def _dataset_options(args, transform, post) -> Dict:
+    return dict(
+        is_padding=args.if_padding,
+        is_resizing=args.if_resizing,
+        output_size=(args.image_size, args.image_size),
+        common_transforms=transform,
+        edge_width=args.edge_mask_width,
+        post_funcs=post,
+    )
+
+
+def build_dataset(path: str, args, transform, post, flag: str = "--data_path"):
+    """A folder is a ManiDataset; a JSON list of [image, mask] a JsonDataset; a JSON list of
+    [DatasetName, path] pairs a BalancedDataset."""
+    if not path or not os.path.exists(path):
+        raise UsageError(f"{flag} {path}: no such file or folder")
+    options = _dataset_options(args, transform, post)
+    if os.path.isdir(path):
+        return ManiDataset(path, **options)
+    entries = _read_json(path, flag)
+    if isinstance(entries, dict):
+        raise UsageError(
+            f"{flag} {path}: a JSON map of names to paths describes test sets (--test_data_path); "
+            f"{flag} takes a folder, a JsonDataset list or a BalancedDataset list"
+        )
+    if not isinstance(entries, list) or not entries:
+        raise UsageError(f"{flag} {path}: expected a non-empty JSON list")
+    first = entries[0]
+    if isinstance(first, (list, tuple)) and len(first) == 2 and isinstance(first[0], str) and DATASETS.has(first[0]):
+        return BalancedDataset(path, **options)
+    return JsonDataset(path, **options)
+
+
+def _resolve(path: str, base: Path) -> str:
+    """Paths in a test-set map are taken as given, or relative to the map's own folder."""
+    if os.path.exists(path) or os.path.isabs(path):
+        return path
+    candidate = base / path
+    return str(candidate) if candidate.exists() else path
+
+
+def build_test_datasets(path: str, args, post, transform=None) -> Dict[str, torch.utils.data.Dataset]:
+    """``--test_data_path``: one dataset folder, or a JSON map {name: folder or JsonDataset list}.
+
+    ``transform``: an albumentations transform applied to every test image (robustness tests).
+    """
+    transform = transform or test_transform()
+    flag = "--test_data_path"
+    if not path or not os.path.exists(path):
+        raise UsageError(f"{flag} {path}: no such file or folder")
+    if os.path.isdir(path):
+        return {Path(path).resolve().name: build_dataset(path, args, transform, post, flag)}
+    mapping = _read_json(path, flag)
+    if not isinstance(mapping, dict) or not mapping:
+        raise UsageError(
+            f"{flag} {path}: expected a JSON map of test-set names to dataset paths, "
+            f'like {{"CASIAv1": "/data/CASIA1.0"}}, got a {type(mapping).__name__}'
+        )
+    base = Path(path).resolve().parent
+    return {
+        name: build_dataset(_resolve(str(p), base), args, transform, post, f"{flag} {path}: {name}:")
+        for name, p in mapping.items()
+    }
+
+
+def default_num_workers(world_size: int = 1) -> int:
+    """Loader workers per process: half the cores it gets, between 1 and 8."""
+    return max(1, min(8, (os.cpu_count() or 2) // (2 * max(1, world_size))))
+
+
+def train_loader(dataset, args, distributed: bool, generator=None):
+    if len(dataset) < args.batch_size:
+        raise UsageError(
+            f"--data_path {args.data_path}: {len(dataset)} images, fewer than --batch_size {args.batch_size}"
+        )
+    if distributed:
+        sampler = torch.utils.data.DistributedSampler(dataset, shuffle=True, seed=args.seed)
+    else:
+        sampler = torch.utils.data.RandomSampler(dataset, generator=generator)
+    return torch.utils.data.DataLoader(
+        dataset,
+        sampler=sampler,
+        batch_size=args.batch_size,
+        num_workers=args.num_workers,
+        pin_memory=args.pin_mem,
+        drop_last=True,
+    )
+
+
+def test_loader(dataset, args, distributed: bool):
+    """In order. Under DDP the last partial round is dropped, and IMDL-BenCo's test_one_epoch
+    evaluates that tail on every rank; a single process keeps every image."""
+    if distributed:
+        sampler = torch.utils.data.DistributedSampler(dataset, shuffle=False, drop_last=True)
+    else:
+        sampler = torch.utils.data.SequentialSampler(dataset)
+    return torch.utils.data.DataLoader(
+        dataset,
+        sampler=sampler,
+        batch_size=args.test_batch_size,
+        num_workers=args.num_workers,
+        pin_memory=args.pin_mem,
+        drop_last=distributed,
+    )

@@ -1,0 +1,359 @@
+"""Training on IMDL-BenCo's datasets, loop and evaluators, on a CPU, one GPU or under torchrun."""
+import json
+import math
+import os
+import re
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from . import compat, data, synthetic
+from .checkpoint import CheckpointError, load_checkpoint, model_state_dict, plain, save_atomically
+from .config import METRICS, closest, model_kwargs
+from .errors import UsageError
+from .progress import TrackedLoader, console, progress_session
+
+CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)\.pth$")
+SELECTION_RULE = "the epoch with the best mean of all test metrics over all test sets (IMDL-BenCo's rule)"
+
+
+# ---------------------------------------------------------------- devices
+def resolve_device(name: Optional[str]) -> torch.device:
+    """``--device``: CUDA when present, else CPU; asking for CUDA without a GPU is an error."""
+    if not name:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name}: not a device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: no CUDA GPU is visible on this machine; use --device cpu")
+    return device
+
+
+def is_main() -> bool:
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def setup(args) -> torch.device:
+    """Device, AMP switch, process group and seeds, in that order."""
+    args.device = str(resolve_device(args.device))
+    compat.init_distributed(args)
+    device = torch.device(args.device)
+    # AMP only on CUDA; IMDL-BenCo's trainer reads args.if_not_amp.
+    args.if_not_amp = bool(getattr(args, "if_not_amp", True)) or device.type != "cuda"
+    compat.seed_everything(args.seed + args.rank)
+    if args.num_workers is None:
+        args.num_workers = data.default_num_workers(int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    args.pin_mem = bool(args.pin_mem) and device.type == "cuda"
+    if not args.if_padding and not args.if_resizing:
+        args.if_resizing = True  # IMDL-BenCo requires one of the two; resizing is its usual choice
+    if args.if_padding and args.if_resizing:
+        raise UsageError("--if_padding and --if_resizing exclude each other; pass one")
+    if args.image_size % 32:
+        raise UsageError(f"--image_size {args.image_size}: must be a multiple of 32")
+    return device
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+# ---------------------------------------------------------------- model and evaluators
+def build_model(model_class, args, model_args, device: torch.device):
+    """Instantiate, move to ``device`` and wrap in DDP when distributed. Returns (model, unwrapped)."""
+    try:
+        model = model_class(**model_kwargs(model_class, args, model_args))
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"--model {args.model}: {err}") from None
+    if args.distributed and device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(device)
+    unwrapped = model
+    if args.distributed:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=bool(getattr(args, "find_unused_parameters", False)),
+        )
+    return model, unwrapped
+
+
+def parse_metrics(text: str) -> List[str]:
+    names = [m.strip() for m in str(text).split(",") if m.strip()]
+    for name in names:
+        if name not in METRICS:
+            raise UsageError(f"--metrics {text}: unknown metric {name!r}{closest(name, METRICS)} (known: {', '.join(METRICS)})")
+    if not names:
+        raise UsageError("--metrics: name at least one metric, e.g. pixel-f1")
+    return names
+
+
+def evaluator_factory(metrics: List[str]) -> Callable[[], list]:
+    """Fresh IMDL-BenCo evaluators for each test set (they keep state between batches)."""
+    from IMDLBenCo import evaluation
+
+    def make():
+        out = []
+        for name in metrics:
+            cls = getattr(evaluation, METRICS[name])
+            out.append(cls(threshold=0.5) if name.startswith("image") else cls(threshold=0.5, mode="origin"))
+        return out
+
+    return make
+
+
+# ---------------------------------------------------------------- testing
+def evaluate(model, loaders: Dict, make_evaluators, device, epoch: int, args, log_writer=None, progress=None):
+    """IMDL-BenCo's test_one_epoch on every test set. Returns {test set: {metric: value}}."""
+    from IMDLBenCo.training_scripts.tester import test_one_epoch
+
+    results = {}
+    for name, loader in loaders.items():
+        evaluators = make_evaluators()
+        if progress is not None:
+            loader = TrackedLoader(loader, progress, f"test {name}")
+        with compat.adapted(device):
+            stats = test_one_epoch(
+                model,
+                data_loader=loader,
+                evaluator_list=evaluators,
+                device=device,
+                epoch=epoch,
+                name=name,
+                log_writer=log_writer,
+                args=args,
+                is_test=False,
+            )
+        results[name] = {e.name: float(stats[e.name]) for e in evaluators}
+    return results
+
+
+def mean_metrics(results: Dict[str, Dict[str, float]]) -> Dict[str, float]:
+    metrics = {m for per_set in results.values() for m in per_set}
+    return {m: float(np.mean([per_set[m] for per_set in results.values() if m in per_set])) for m in sorted(metrics)}
+
+
+# ---------------------------------------------------------------- checkpoints
+def list_checkpoints(folder: str) -> List[Tuple[int, str]]:
+    """(epoch, path) of every ``checkpoint-<epoch>.pth`` in ``folder``, oldest first."""
+    if not os.path.isdir(folder):
+        return []
+    found = [(int(m.group(1)), os.path.join(folder, n)) for n in os.listdir(folder) if (m := CHECKPOINT_NAME.match(n))]
+    return sorted(found)
+
+
+def save_training_state(args, model_args, epoch, unwrapped, optimizer, scaler) -> str:
+    path = os.path.join(args.output_dir, f"checkpoint-{epoch}.pth")
+    state = {
+        "model": unwrapped.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "epoch": epoch,
+        "scaler": scaler.state_dict(),
+        "args": plain(args),
+        "model_args": plain(model_args),
+    }
+    save_atomically(state, path)
+    return path
+
+
+def resume(args, unwrapped, optimizer, scaler) -> None:
+    """``--resume PATH`` or ``--resume auto`` (the newest loadable checkpoint in --output_dir)."""
+    if not args.resume:
+        return
+    if args.resume == "auto":
+        candidates = list(reversed(list_checkpoints(args.output_dir)))
+        if not candidates:
+            print(f"--resume auto: no checkpoint in {args.output_dir}; starting from scratch")
+            return
+    else:
+        candidates = [(None, args.resume)]
+    for _, path in candidates:
+        try:
+            checkpoint = load_checkpoint(path, "--resume")
+            state = model_state_dict(checkpoint, path, "--resume")
+        except CheckpointError as err:
+            if args.resume != "auto":
+                raise
+            console.print(f"[yellow]skipping {path}: {err}[/yellow]")
+            continue
+        unwrapped.load_state_dict(state)
+        if "optimizer" in checkpoint and "epoch" in checkpoint:
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            if checkpoint.get("scaler"):
+                scaler.load_state_dict(checkpoint["scaler"])
+            args.start_epoch = int(checkpoint["epoch"]) + 1
+        print(f"Resumed from {path}; continuing at epoch {args.start_epoch}")
+        return
+    raise UsageError(f"--resume auto: no loadable checkpoint in {args.output_dir}")
+
+
+# ---------------------------------------------------------------- logs and summary
+def read_log(output_dir: str) -> List[Dict]:
+    path = os.path.join(output_dir, "log.txt")
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def write_summary(args, model_args, checkpoints: List[str]) -> Dict:
+    """summary.json: the best epoch's metrics per test set, by SELECTION_RULE, and the last epoch's."""
+    tested = [row for row in read_log(args.output_dir) if row.get("test_metrics")]
+    summary = {"model": args.model, "model_args": plain(model_args), "selection": SELECTION_RULE}
+    if tested:
+        best = max(tested, key=lambda row: np.mean(list(mean_metrics(row["test_metrics"]).values())))
+        summary.update(
+            best_epoch=best["epoch"],
+            best=best["test_metrics"],
+            best_mean=mean_metrics(best["test_metrics"]),
+            last_epoch=tested[-1]["epoch"],
+            last=tested[-1]["test_metrics"],
+        )
+    summary.update(
+        output_dir=os.path.abspath(args.output_dir),
+        checkpoints=[os.path.abspath(p) for p in checkpoints],
+        args=plain(args),
+    )
+    tmp = os.path.join(args.output_dir, "summary.json.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=2)
+    os.replace(tmp, os.path.join(args.output_dir, "summary.json"))
+    return summary
+
+
+def print_summary(summary: Dict, elapsed: float) -> None:
+    from rich.table import Table
+
+    if "best" not in summary:
+        console.print("No test was run.")
+        return
+    table = Table(title=f"{summary['model']}: best epoch {summary['best_epoch']} (last {summary['last_epoch']})")
+    table.add_column("test set")
+    metrics = sorted({m for per_set in summary["best"].values() for m in per_set})
+    for metric in metrics:
+        table.add_column(f"{metric} best", justify="right")
+        table.add_column(f"{metric} last", justify="right")
+    for name, per_set in summary["best"].items():
+        row = [name]
+        for metric in metrics:
+            row += [f"{per_set[metric]:.4f}", f"{summary['last'][name][metric]:.4f}"]
+        table.add_row(*row)
+    console.print(table)
+    minutes, seconds = divmod(int(elapsed), 60)
+    console.print(
+        f"Finished in {minutes} min {seconds} s. Pixel metrics are per-image means over each test set "
+        f"(an authentic image scores pixel-F1 0, as in IMDL-BenCo).\n"
+        f"Wrote {summary['output_dir']}: log.txt, summary.json, TensorBoard events"
+        + (f", {len(summary['checkpoints'])} checkpoint(s)" if summary["checkpoints"] else "")
+    )
+
+
+# ---------------------------------------------------------------- data
+def prepare_data(args) -> None:
+    """With no --data_path, train and test on the embedded synthetic set (built once, cached)."""
+    if args.data_path:
+        if not args.test_data_path:
+            raise UsageError("--test_data_path is required with --data_path (a dataset folder or a JSON map of test sets)")
+        return
+    if args.test_data_path:
+        raise UsageError("--test_data_path needs a --data_path to train on")
+    if is_main():
+        folder, built = synthetic.cached(args.synthetic_images, args.synthetic_size, show_progress=True)
+        print(f"Synthetic dataset {'built in' if built else 'cached at'} {folder}")
+    barrier()
+    folder, _ = synthetic.cached(args.synthetic_images, args.synthetic_size, show_progress=False)
+    args.data_path = str(folder / "train")
+    args.test_data_path = str(folder / "test_datasets.json")
+
+
+# ---------------------------------------------------------------- training
+def train(args, model_args, model_class) -> Optional[Dict]:
+    import timm.optim
+    from IMDLBenCo.training_scripts.trainer import train_one_epoch
+    from torch.utils.tensorboard import SummaryWriter
+
+    started = time.time()
+    device = setup(args)
+    metrics = parse_metrics(args.metrics)
+    prepare_data(args)
+    args.log_dir = args.log_dir or args.output_dir
+    if is_main():
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+
+    post = data.post_function(args.model)
+    dataset_train = data.build_dataset(args.data_path, args, data.train_transform(), post)
+    test_sets = data.build_test_datasets(args.test_data_path, args, post)
+    loader_train = data.train_loader(dataset_train, args, args.distributed)
+    test_loaders = {name: data.test_loader(ds, args, args.distributed) for name, ds in test_sets.items()}
+
+    model, unwrapped = build_model(model_class, args, model_args, device)
+    eff_batch_size = args.batch_size * args.accum_iter * args.world_size
+    if args.lr is None:
+        args.lr = args.blr * eff_batch_size / 256
+    # IMDL-BenCo's train.py: AdamW through timm, betas (0.9, 0.999), no decay on norms and biases.
+    optimizer = timm.optim.create_optimizer_v2(
+        unwrapped, opt="adamw", lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.999)
+    )
+    scaler = compat.amp_scaler(device, enabled=not args.if_not_amp)
+    resume(args, unwrapped, optimizer, scaler)
+
+    log_writer = SummaryWriter(log_dir=args.log_dir) if is_main() and args.log_dir else None
+    make_evaluators = evaluator_factory(metrics)
+    print(
+        f"Training {args.model} on {device} for epochs {args.start_epoch}..{args.epochs - 1}: "
+        f"{len(dataset_train)} training images, test sets {', '.join(f'{k} ({len(v)})' for k, v in test_sets.items())}; "
+        f"lr {args.lr:.2e}, effective batch {eff_batch_size}, AMP {'on' if not args.if_not_amp else 'off'}"
+    )
+    logged = [row["test_metrics"] for row in read_log(args.output_dir) if row.get("test_metrics")]
+    best_value = max((float(np.mean(list(mean_metrics(r).values()))) for r in logged), default=-math.inf)
+    for epoch in range(args.start_epoch, args.epochs):
+        if args.distributed:
+            loader_train.sampler.set_epoch(epoch)
+        with progress_session(enabled=is_main()) as progress:
+            tracked = TrackedLoader(loader_train, progress, f"epoch {epoch + 1}/{args.epochs}")
+            with compat.adapted(device):
+                train_stats = train_one_epoch(
+                    model, tracked, optimizer, device, epoch, scaler,
+                    log_writer=log_writer, log_per_epoch_count=args.log_per_epoch_count, args=args,
+                )
+            last = epoch + 1 == args.epochs
+            checkpoint_due = epoch % args.save_period == 0 or last
+            if args.output_dir and checkpoint_due and is_main():
+                save_training_state(args, model_args, epoch, unwrapped, optimizer, scaler)
+            optimizer.zero_grad()
+            log_stats = {f"train_{k}": v for k, v in train_stats.items()}
+            if epoch % args.test_period == 0 or last:
+                results = evaluate(model, test_loaders, make_evaluators, device, epoch, args, log_writer, progress)
+                means = mean_metrics(results)
+                value = float(np.mean(list(means.values())))
+                # IMDL-BenCo also keeps the best model, once past epoch 20.
+                if value > best_value:
+                    best_value = value
+                    if epoch > 20 and not checkpoint_due and args.output_dir and is_main():
+                        save_training_state(args, model_args, epoch, unwrapped, optimizer, scaler)
+                if log_writer is not None:
+                    for metric in means:
+                        log_writer.add_scalars(f"{metric}_Metric", {n: r[metric] for n, r in results.items()}, epoch)
+                    log_writer.add_scalar("Average", value, epoch)
+                log_stats.update({f"test_{k}": v for k, v in means.items()}, test_metrics=results)
+        log_stats["epoch"] = epoch
+        if args.output_dir and is_main():
+            if log_writer is not None:
+                log_writer.flush()
+            with open(os.path.join(args.output_dir, "log.txt"), "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(log_stats) + "\n")
+
+    summary = None
+    if is_main() and args.output_dir:
+        summary = write_summary(args, model_args, [p for _, p in list_checkpoints(args.output_dir)])
+        print_summary(summary, time.time() - started)
+    if log_writer is not None:
+        log_writer.close()
+    barrier()
+    return summary

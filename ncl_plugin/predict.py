@@ -1,0 +1,110 @@
+"""``benco predict``: masks and overlays for real-life images of any size."""
+import json
+from pathlib import Path
+from typing import Dict, List
+
+import albumentations as albu
+import numpy as np
+import torch
+import torch.nn.functional as F
+from albumentations.pytorch import ToTensorV2
+from IMDLBenCo.transforms import get_albu_transforms
+from PIL import Image, UnidentifiedImageError
+
+from .engine import build_model, setup
+from .errors import UsageError
+from .progress import console, track
+from .testing import best_checkpoint, load_weights
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"}
+IMAGENET = dict(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+
+
+def collect_images(inputs: List[str]) -> List[Path]:
+    files = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"{item}: no such file or folder")
+    if not files:
+        raise UsageError(f"no image ({', '.join(sorted(IMAGE_SUFFIXES))}) in {' '.join(inputs)}")
+    return files
+
+
+def preprocessing(args) -> albu.Compose:
+    """The datasets' own resize (IMDL-BenCo's get_albu_transforms), or padding to a multiple of 32."""
+    if not args.full_resolution:
+        return get_albu_transforms(type_="resize", output_size=(args.image_size, args.image_size))
+    return albu.Compose(
+        [
+            albu.PadIfNeeded(
+                min_height=None, min_width=None, pad_height_divisor=32, pad_width_divisor=32,
+                border_mode=0, value=0, position="top_left",
+            ),
+            albu.Normalize(**IMAGENET),
+            ToTensorV2(),
+        ]
+    )
+
+
+def overlay(image: np.ndarray, probability: np.ndarray, threshold: float) -> np.ndarray:
+    """Tampered pixels tinted red, half transparent."""
+    tampered = (probability > threshold)[..., None]
+    red = np.array([255, 0, 0], dtype=np.float32)
+    blended = np.where(tampered, 0.5 * image + 0.5 * red, image.astype(np.float32))
+    return blended.round().astype(np.uint8)
+
+
+def predict(args, model_args, model_class) -> Dict[str, Dict]:
+    device = setup(args)
+    if args.distributed:
+        raise UsageError("benco predict runs in one process; start it without torchrun")
+    checkpoint = best_checkpoint(args.checkpoint)
+    model, unwrapped = build_model(model_class, args, model_args, device)
+    load_weights(unwrapped, checkpoint)
+    model.eval()
+    transform = preprocessing(args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    results, failed = {}, []
+    for file in track(collect_images(args.inputs), "predicting", unit="img"):
+        try:
+            with Image.open(file) as handle:
+                image = np.asarray(handle.convert("RGB"))
+        except (UnidentifiedImageError, OSError) as err:
+            failed.append(f"{file}: {err}")
+            continue
+        height, width = image.shape[:2]
+        tensor = transform(image=image)["image"].unsqueeze(0).to(device)
+        batch = {
+            "image": tensor,
+            "mask": torch.zeros_like(tensor[:, :1]),
+            "label": torch.zeros(1, dtype=torch.long, device=device),
+        }
+        with torch.no_grad():
+            output = model(**batch)
+        probability = output["pred_mask"].float()
+        if args.full_resolution:
+            probability = probability[..., :height, :width]
+        else:
+            probability = F.interpolate(probability, size=(height, width), mode="bilinear", align_corners=False)
+        probability = probability[0, 0].clamp(0, 1).cpu().numpy()
+        stem = file.stem if file.stem not in {Path(r["mask"]).stem[:-5] for r in results.values()} else f"{file.stem}_{len(results)}"
+        mask_path, overlay_path = out / f"{stem}_mask.png", out / f"{stem}_overlay.png"
+        Image.fromarray((probability * 255).round().astype(np.uint8)).save(mask_path)
+        Image.fromarray(overlay(image, probability, args.threshold)).save(overlay_path)
+        results[str(file)] = {
+            "mask": str(mask_path),
+            "overlay": str(overlay_path),
+            "score": float(probability.max()),
+            "tampered_fraction": float((probability > args.threshold).mean()),
+        }
+    (out / "predictions.json").write_text(json.dumps(results, indent=2))
+    console.print(f"Wrote {2 * len(results)} PNGs and predictions.json to {out} (checkpoint {checkpoint})")
+    for line in failed:
+        console.print(f"[yellow]skipped unreadable image {line}[/yellow]")
+    return results

@@ -1,0 +1,271 @@
+"""An embedded manipulation dataset, built from real photographs that ship inside installed packages.
+
+No download: the photographs come with scikit-image, scikit-learn and
+matplotlib. Each image is a random crop of one photograph, manipulated by
+splicing (a region from another photograph), copy-move (a region of the same
+photograph, moved) or removal (a region inpainted away); the mask is exactly
+the changed region. A fraction of the images stays authentic (empty mask).
+Train and test images come from disjoint photographs.
+
+Layout (IMDL-BenCo's ManiDataset, plus JsonDataset lists)::
+
+    OUT/train/Tp/*.png  OUT/train/Gt/*.png   OUT/train.json
+    OUT/test/Tp/*.png   OUT/test/Gt/*.png    OUT/test.json
+    OUT/test_datasets.json   {"synthetic": "OUT/test"}
+    OUT/manifest.json        written last: a folder without it is incomplete
+"""
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from .errors import UsageError
+from .progress import track
+
+FORMAT_VERSION = 3
+KINDS = ("splice", "copymove", "removal")
+
+# (package, file): real photographs. Stereo pairs and near-duplicates stay in one split.
+_TEST_PHOTOS = {"coffee.png", "grace_hopper.jpg", "flower.jpg", "gravel.png", "text.png"}
+_PHOTOS = [
+    ("skimage", "astronaut.png"),
+    ("skimage", "chelsea.png"),
+    ("skimage", "coffee.png"),
+    ("skimage", "rocket.jpg"),
+    ("skimage", "motorcycle_left.png"),
+    ("skimage", "motorcycle_right.png"),
+    ("skimage", "hubble_deep_field.jpg"),
+    ("skimage", "ihc.png"),
+    ("skimage", "retina.jpg"),
+    ("skimage", "camera.png"),
+    ("skimage", "brick.png"),
+    ("skimage", "grass.png"),
+    ("skimage", "gravel.png"),
+    ("skimage", "moon.png"),
+    ("skimage", "page.png"),
+    ("skimage", "text.png"),
+    ("skimage", "coins.png"),
+    ("skimage", "clock_motion.png"),
+    ("sklearn", "china.jpg"),
+    ("sklearn", "flower.jpg"),
+    ("matplotlib", "grace_hopper.jpg"),
+]
+_MAX_SIDE = 640  # photographs are downscaled once on load: crops never need more
+
+
+def _package_folder(package: str) -> Optional[Path]:
+    try:
+        if package == "skimage":
+            import skimage.data
+
+            return Path(skimage.data.__file__).parent
+        if package == "sklearn":
+            import sklearn.datasets
+
+            return Path(sklearn.datasets.__file__).parent / "images"
+        if package == "matplotlib":
+            import matplotlib
+
+            return Path(matplotlib.get_data_path()) / "sample_data"
+    except ImportError:
+        return None
+    return None
+
+
+def load_photographs() -> Dict[str, List[Tuple[str, np.ndarray]]]:
+    """{'train': [(name, HxWx3 uint8)], 'test': [...]} from the packages that are installed."""
+    splits = {"train": [], "test": []}
+    for package, name in _PHOTOS:
+        folder = _package_folder(package)
+        path = folder / name if folder else None
+        if path is None or not path.is_file():
+            continue
+        with Image.open(path) as image:
+            image = image.convert("RGB")
+            scale = _MAX_SIDE / max(image.size)
+            if scale < 1:
+                image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
+            pixels = np.asarray(image, dtype=np.uint8).copy()
+        splits["test" if name in _TEST_PHOTOS else "train"].append((name, pixels))
+    for split, photos in splits.items():
+        if len(photos) < 2:
+            raise UsageError(
+                f"synthetic dataset: only {len(photos)} {split} photograph(s) found in scikit-image, "
+                f"scikit-learn and matplotlib; reinstall them (pip install scikit-image scikit-learn matplotlib)"
+            )
+    return splits
+
+
+def _crop(photo: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    height, width = photo.shape[:2]
+    side = int(rng.uniform(0.35, 1.0) * min(height, width))
+    top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
+    crop = cv2.resize(photo[top : top + side, left : left + side], (size, size), interpolation=cv2.INTER_AREA)
+    return crop[:, ::-1].copy() if rng.random() < 0.5 else crop
+
+
+def _region(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random ellipse or star-shaped polygon covering about 2% to 25% of the image."""
+    mask = np.zeros((size, size), np.uint8)
+    radius = size * np.sqrt(rng.uniform(0.02, 0.25) / np.pi)
+    centre = rng.uniform(radius, size - radius, 2)
+    if rng.random() < 0.4:
+        axes = (int(radius * rng.uniform(0.6, 1.4)), int(radius * rng.uniform(0.6, 1.4)))
+        cv2.ellipse(mask, tuple(int(c) for c in centre), axes, rng.uniform(0, 180), 0, 360, 1, -1)
+    else:
+        vertices = rng.integers(5, 12)
+        angles = np.sort(rng.uniform(0, 2 * np.pi, vertices))
+        radii = radius * rng.uniform(0.5, 1.4, vertices)
+        points = np.stack([centre[0] + radii * np.cos(angles), centre[1] + radii * np.sin(angles)], axis=1)
+        cv2.fillPoly(mask, [np.clip(points, 0, size - 1).astype(np.int32)], 1)
+    if mask.sum() == 0:
+        mask[int(centre[1]), int(centre[0])] = 1
+    return mask.astype(bool)
+
+
+def _sensor_noise(image: np.ndarray, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    noisy = rng.standard_normal(image.shape, dtype=np.float32)
+    noisy *= sigma
+    noisy += image
+    return np.clip(noisy, 0, 255, out=noisy).round(out=noisy).astype(np.uint8)
+
+
+def _reprocess(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A different processing history for pasted content: JPEG, blur or resampling."""
+    choice = rng.integers(3)
+    if choice == 0:
+        ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(40, 86))])
+        return cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+    if choice == 1:
+        return cv2.GaussianBlur(image, (0, 0), rng.uniform(0.6, 1.4))
+    size = image.shape[0]
+    small = max(8, int(size * rng.uniform(0.4, 0.75)))
+    return cv2.resize(cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA), (size, size), interpolation=cv2.INTER_LINEAR)
+
+
+def _manipulate(kind: str, host: np.ndarray, donor: np.ndarray, region: np.ndarray, rng) -> np.ndarray:
+    """Change ``region`` of ``host``. Like real forgeries, the changed pixels carry another
+    processing history than the rest: the host has sensor-like noise, spliced content was
+    reprocessed, moved content resampled, inpainted content is noise-free."""
+    size = host.shape[0]
+    if kind == "splice":
+        source = _reprocess(_sensor_noise(donor, rng.uniform(0.5, 3.0), rng), rng)
+    elif kind == "copymove":
+        ys, xs = np.nonzero(region)
+        extent = max(ys.max() - ys.min(), xs.max() - xs.min(), 8)
+        shift = rng.uniform(0.6, 1.5, 2) * extent * rng.choice([-1, 1], 2)
+        centre = (float(xs.mean()), float(ys.mean()))
+        matrix = cv2.getRotationMatrix2D(centre, rng.uniform(-25, 25), rng.uniform(0.8, 1.25))
+        matrix[:, 2] += shift
+        source = cv2.warpAffine(host, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    else:  # removal
+        return cv2.inpaint(host, region.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+    out = host.copy()
+    out[region] = source[region]
+    return out
+
+
+@dataclass
+class Sample:
+    image: np.ndarray  # H x W x 3 uint8
+    mask: np.ndarray  # H x W bool
+    kind: str  # splice | copymove | removal | authentic
+
+
+def make_sample(photos: List[Tuple[str, np.ndarray]], size: int, rng: np.random.Generator, authentic_fraction: float):
+    host_index = rng.integers(len(photos))
+    host = _sensor_noise(_crop(photos[host_index][1], size, rng), rng.uniform(3.0, 8.0), rng)
+    if rng.random() < authentic_fraction:
+        return Sample(host, np.zeros((size, size), bool), "authentic")
+    kind = KINDS[rng.integers(len(KINDS))]
+    donor_index = (host_index + rng.integers(1, len(photos))) % len(photos)
+    donor = _crop(photos[donor_index][1], size, rng) if kind == "splice" else None
+    region = _region(size, rng)
+    return Sample(_manipulate(kind, host, donor, region, rng), region, kind)
+
+
+def _write(folder: Path, name: str, sample: Sample) -> Tuple[str, str]:
+    tp, gt = folder / "Tp" / name, folder / "Gt" / name
+    cv2.imwrite(str(tp), cv2.cvtColor(sample.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    cv2.imwrite(str(gt), sample.mask.astype(np.uint8) * 255, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    return str(tp.resolve()), (str(gt.resolve()) if sample.kind != "authentic" else "Negative")
+
+
+def build(
+    out: str,
+    n: int = 500,
+    size: int = 256,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    authentic_fraction: float = 0.1,
+    show_progress: bool = True,
+) -> Path:
+    """Write a synthetic dataset of ``n`` images to ``out`` and return its folder."""
+    if n < 4:
+        raise UsageError(f"--n {n}: need at least 4 images (train and test take at least 2 each)")
+    if size < 32 or size % 32:
+        raise UsageError(f"--size {size}: must be a multiple of 32, at least 32")
+    if not 0 < test_fraction < 1:
+        raise UsageError(f"--test_fraction {test_fraction}: must be between 0 and 1")
+    root = Path(out)
+    if (root / "manifest.json").exists() or any((root / s).exists() for s in ("train", "test")):
+        shutil.rmtree(root / "train", ignore_errors=True)
+        shutil.rmtree(root / "test", ignore_errors=True)
+        (root / "manifest.json").unlink(missing_ok=True)
+    photos = load_photographs()
+    n_test = min(max(2, round(n * test_fraction)), n - 2)
+    lists: Dict[str, list] = {"train": [], "test": []}
+    counts: Dict[str, Dict[str, int]] = {"train": {}, "test": {}}
+    for split in lists:
+        for sub in ("Tp", "Gt"):
+            (root / split / sub).mkdir(parents=True, exist_ok=True)
+    for index in track(range(n), "synthesising", total=n, unit="img", enabled=show_progress):
+        split = "test" if index < n_test else "train"
+        sample = make_sample(photos[split], size, np.random.default_rng([seed, index]), authentic_fraction)
+        lists[split].append(list(_write(root / split, f"{index:05d}_{sample.kind}.png", sample)))
+        counts[split][sample.kind] = counts[split].get(sample.kind, 0) + 1
+    for split, entries in lists.items():
+        (root / f"{split}.json").write_text(json.dumps(entries, indent=1))
+    (root / "test_datasets.json").write_text(json.dumps({"synthetic": str((root / "test").resolve())}, indent=1))
+    manifest = {
+        "format": FORMAT_VERSION,
+        "n": n,
+        "size": size,
+        "seed": seed,
+        "test_fraction": test_fraction,
+        "authentic_fraction": authentic_fraction,
+        "photographs": {split: [name for name, _ in photos[split]] for split in photos},
+        "counts": counts,
+    }
+    tmp = root / "manifest.json.tmp"
+    tmp.write_text(json.dumps(manifest, indent=1))
+    os.replace(tmp, root / "manifest.json")
+    return root
+
+
+def cache_root() -> Path:
+    """``$NCL_CACHE_DIR``, else ``$XDG_CACHE_HOME/ncl_plugin``, else ``~/.cache/ncl_plugin``."""
+    if os.environ.get("NCL_CACHE_DIR"):
+        return Path(os.environ["NCL_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "ncl_plugin"
+
+
+def cached(n: int, size: int, seed: int = 0, show_progress: bool = True) -> Tuple[Path, bool]:
+    """The cached dataset for these settings, built on first use. Returns (folder, built_now)."""
+    folder = cache_root() / f"synthetic-v{FORMAT_VERSION}-n{n}-s{size}-seed{seed}"
+    manifest = folder / "manifest.json"
+    if manifest.is_file():
+        try:
+            if json.loads(manifest.read_text()).get("n") == n:
+                return folder, False
+        except (OSError, ValueError):
+            pass
+    folder.mkdir(parents=True, exist_ok=True)
+    return build(str(folder), n=n, size=size, seed=seed, show_progress=show_progress), True

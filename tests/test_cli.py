@@ -1,0 +1,90 @@
+"""The `benco` command line: subcommands, IMDL-BenCo's own commands, configs and flags."""
+import pytest
+
+from ncl_plugin import cli
+from ncl_plugin.cli import config_keys, train_parser
+from ncl_plugin.config import parse
+from ncl_plugin.errors import UsageError
+
+
+def parse_train(argv):
+    return parse(train_parser(), argv, config_keys())
+
+
+def test_help_lists_every_subcommand(capsys):
+    assert cli.main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for command in ("train", "test", "test-robust", "complexity", "predict", "synth", "init", "env", "-v"):
+        assert f"\n  {command} " in text
+
+
+def test_benco_init_still_writes_imdlbenco_scripts(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["init"]) == 0
+    for name in ("train.py", "test.py", "test_robust.py", "mymodel.py", "train_mymodel.sh"):
+        assert (tmp_path / name).is_file(), name
+
+
+def test_yaml_value_is_overridden_by_the_same_flag(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("model: ncl\nepochs: 7\npatch_size: 16\nbackbone: resnet18\nif_resizing: true\n")
+    args, model_args, model_class = parse_train(["--config", str(config), "--epochs", "3", "--patch_size", "8"])
+    assert args.epochs == 3 and model_args.patch_size == 8  # the command line wins
+    assert model_args.backbone == "resnet18" and args.if_resizing is True  # the rest comes from the file
+    assert args.image_size == 512 and model_class.__name__ == "NCL"  # and the defaults fill the gaps
+
+
+def test_unknown_yaml_key_is_a_clear_error_with_the_closest_key(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("model: ncl\nepoch: 7\n")
+    with pytest.raises(UsageError, match=r"run.yaml: unknown key 'epoch'; did you mean 'epochs'\?"):
+        parse_train(["--config", str(config)])
+
+
+def test_packaged_configs_are_found_by_name():
+    args, model_args, _ = parse_train(["--config", "quickstart"])
+    assert args.model == "ncl" and model_args.backbone == "resnet18" and args.image_size % 32 == 0
+    args, model_args, _ = parse_train(["--config", "ncl"])
+    assert model_args.backbone == "resnet101" and model_args.output_stride == 8 and args.image_size == 512
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--model", "nlc"], r"--model 'nlc' is not registered in IMDL-BenCo's MODELS; did you mean 'ncl'\?"),
+        (["--model", "ncl", "--patch_size", "big"], r"argument --patch_size: invalid int value: 'big'"),
+        (["--model", "ncl", "--pach_size", "16"], r"unrecognized arguments: --pach_size 16; did you mean 'patch_size'\?"),
+        (["--model", "ncl", "--config", "/no/such.yaml"], r"--config /no/such.yaml: no such file"),
+    ],
+)
+def test_bad_flags_are_one_line_errors(argv, message):
+    with pytest.raises(UsageError, match=message):
+        parse_train(argv)
+
+
+def test_yaml_value_of_the_wrong_type_names_the_key(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("model: ncl\npatch_size: sixteen\n")
+    with pytest.raises(UsageError, match="bad.yaml: patch_size: expected int, got 'sixteen'"):
+        parse_train(["--config", str(config)])
+
+
+def test_cli_prints_usage_errors_without_a_traceback(capsys):
+    assert cli.main(["train", "--model", "ncl", "--data_path", "/no/such/data", "--test_data_path", "/x"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["benco train: error: --data_path /no/such/data: no such file or folder"]
+
+
+def test_model_flags_reach_the_model_and_main_flags_win():
+    from ncl_plugin.config import model_kwargs
+
+    args, model_args, model_class = parse_train(["--model", "ncl", "--temperature", "0.3", "--backbone", "resnet34"])
+    kwargs = model_kwargs(model_class, args, model_args)
+    assert kwargs["temperature"] == pytest.approx(0.3) and kwargs["backbone"] == "resnet34"
+
+
+def test_a_shared_config_ignores_flags_of_other_models(capsys):
+    args, model_args, model_class = parse_train(["--config", "quickstart", "--model", "unet"])
+    assert model_class.__name__ == "unet" and vars(model_args) == {}
+    assert args.epochs > 0 and args.image_size % 32 == 0
+    assert "backbone is not a flag of unet; ignored" in capsys.readouterr().out

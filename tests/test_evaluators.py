@@ -1,0 +1,94 @@
+"""IMDL-BenCo's evaluators, run through its test_one_epoch as adapted for CPUs, against scikit-learn."""
+import argparse
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import f1_score, jaccard_score, roc_auc_score
+
+from ncl_plugin.engine import evaluate, evaluator_factory
+
+
+class Oracle(torch.nn.Module):
+    """Returns the predictions hidden in the image: channel 0 is pred_mask, pixel (1, 0, 0) pred_label."""
+
+    def forward(self, image, mask, label, *args, **kwargs):
+        return {"pred_mask": image[:, :1], "pred_label": image[:, 1, 0, 0]}
+
+
+class Batches(torch.utils.data.Dataset):
+    def __init__(self, predictions, masks, scores, labels):
+        self.items = list(zip(predictions, masks, scores, labels))
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, index):
+        prediction, mask, score, label = self.items[index]
+        image = torch.zeros(3, *prediction.shape)
+        image[0] = prediction
+        image[1, 0, 0] = score
+        return {"image": image, "mask": mask[None], "label": label, "name": f"{index}.png"}
+
+
+@pytest.fixture(scope="module")
+def case():
+    rng = np.random.default_rng(0)
+    n, size = 9, 16
+    predictions = torch.tensor(rng.random((n, size, size)), dtype=torch.float32)  # continuous: no ties
+    masks = torch.zeros(n, size, size)
+    for i in range(n - 2):  # the last two images are authentic
+        top, left = rng.integers(0, 10, 2)
+        masks[i, top : top + 6, left : left + 5] = 1
+    scores = torch.tensor(rng.random(n), dtype=torch.float32)
+    labels = torch.tensor([1] * (n - 2) + [0, 0])
+    return predictions, masks, scores, labels
+
+
+def run(case, metrics, batch_size=4):
+    args = argparse.Namespace(no_model_eval=False, test_batch_size=batch_size, distributed=False)
+    loader = torch.utils.data.DataLoader(Batches(*case), batch_size=batch_size)
+    results = evaluate(Oracle(), {"set": loader}, evaluator_factory(metrics), torch.device("cpu"), 0, args)
+    return results["set"]
+
+
+def per_image(metric, case):
+    predictions, masks, _, _ = case
+    values = []
+    for prediction, mask in zip(predictions, masks):
+        truth, prob = mask.flatten().numpy().astype(int), prediction.flatten().numpy()
+        if truth.sum() == 0:
+            values.append(0.0)  # IMDL-BenCo's convention: an authentic image scores 0
+        elif metric == "f1":
+            values.append(f1_score(truth, prob > 0.5, zero_division=0))
+        elif metric == "iou":
+            values.append(jaccard_score(truth, prob > 0.5, zero_division=0))
+        else:
+            values.append(roc_auc_score(truth, prob))
+    return float(np.mean(values))
+
+
+def test_pixel_metrics_match_scikit_learn(case):
+    results = run(case, ["pixel-f1", "pixel-auc", "pixel-iou"])  # 9 images, batches of 4: a partial last batch
+    assert results["pixel-level F1"] == pytest.approx(per_image("f1", case), abs=1e-5)
+    assert results["pixel-level IOU"] == pytest.approx(per_image("iou", case), abs=1e-5)
+    assert results["pixel-level AUC"] == pytest.approx(per_image("auc", case), abs=1e-4)
+
+
+def test_image_metrics_match_scikit_learn(case):
+    _, _, scores, labels = case
+    results = run(case, ["image-f1", "image-auc"])
+    assert results["image-level F1"] == pytest.approx(f1_score(labels.numpy(), scores.numpy() > 0.5), abs=1e-6)
+    assert results["image-level AUC"] == pytest.approx(roc_auc_score(labels.numpy(), scores.numpy()), abs=1e-6)
+
+
+def test_batch_size_does_not_change_the_numbers(case):
+    assert run(case, ["pixel-f1", "image-auc"], batch_size=1) == pytest.approx(run(case, ["pixel-f1", "image-auc"], batch_size=5))
+
+
+def test_cuda_only_lines_are_restored_after_a_run(case):
+    from IMDLBenCo.training_scripts.utils import misc
+
+    before = (torch.cuda.synchronize, misc.all_reduce_mean, misc.SmoothedValue.synchronize_between_processes)
+    run(case, ["pixel-f1"])
+    assert (torch.cuda.synchronize, misc.all_reduce_mean, misc.SmoothedValue.synchronize_between_processes) == before

@@ -1,0 +1,181 @@
+"""End to end on a CPU: `benco train`, `test`, `--resume`, baselines, torchrun, predict, robustness, complexity."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ncl_plugin import synthetic
+
+SMALL_NCL = ["--backbone", "resnet18", "--output_stride", "16", "--patch_size", "16"]
+SMALL_RUN = [
+    "--image_size", "64", "--batch_size", "4", "--test_batch_size", "4", "--accum_iter", "1",
+    "--warmup_epochs", "1", "--test_period", "1", "--num_workers", "0", "--blr", "0.05",
+]
+
+
+def benco(*argv, cwd=None, timeout=600, launcher=None, check=True):
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    command = (launcher or [sys.executable, "-m", "ncl_plugin"]) + [str(a) for a in argv]
+    result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert result.returncode == 0, f"{' '.join(command)}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def log_rows(folder):
+    return [json.loads(line) for line in (Path(folder) / "log.txt").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return synthetic.build(str(tmp_path_factory.mktemp("synth")), n=20, size=64, seed=1, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def ncl_run(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ncl")
+    result = benco(
+        "train", "--model", "ncl", *SMALL_NCL, *SMALL_RUN, "--epochs", "2",
+        "--data_path", dataset / "train", "--test_data_path", dataset / "test_datasets.json", "--output_dir", out,
+    )
+    return out, result
+
+
+def test_train_writes_logs_checkpoints_summary_and_tensorboard(ncl_run):
+    out, result = ncl_run
+    rows = log_rows(out)
+    assert [r["epoch"] for r in rows] == [0, 1]
+    for row in rows:
+        f1 = row["test_metrics"]["synthetic"]["pixel-level F1"]
+        assert 0.0 <= f1 <= 1.0 and row["test_pixel-level F1"] == pytest.approx(f1)
+        assert {"train_total", "train_pc", "train_ncl", "train_ncl_pn", "train_ncl_se_pos", "train_ncl_se_neg", "train_lr"} <= set(row)
+    assert sorted(p.name for p in out.glob("checkpoint-*.pth")) == ["checkpoint-0.pth", "checkpoint-1.pth"]
+    summary = json.loads((out / "summary.json").read_text())
+    best = max(rows, key=lambda r: r["test_pixel-level F1"])
+    assert summary["best_epoch"] == best["epoch"] and summary["best"] == best["test_metrics"]
+    assert summary["model_args"]["backbone"] == "resnet18"
+    assert list(out.glob("events.out.tfevents.*"))
+    assert "pixel-level F1" in result.stderr + result.stdout  # the closing table
+
+
+def test_checkpoint_has_imdlbenco_layout_and_loads_with_weights_only(ncl_run):
+    import torch
+
+    out, _ = ncl_run
+    checkpoint = torch.load(out / "checkpoint-1.pth", map_location="cpu", weights_only=True)
+    assert {"model", "optimizer", "epoch", "scaler", "args"} <= set(checkpoint)
+    assert checkpoint["epoch"] == 1 and checkpoint["args"]["model"] == "ncl"
+
+
+def test_benco_test_reproduces_the_logged_metrics(ncl_run, dataset, tmp_path):
+    out, _ = ncl_run
+    # No --model and no model flags: both come from the checkpoints.
+    benco("test", "--checkpoint", out, "--test_data_path", dataset / "test_datasets.json",
+          "--test_batch_size", "3", "--num_workers", "0", "--out", tmp_path / "results")
+    rows = json.loads((tmp_path / "results.json").read_text())
+    logged = {r["epoch"]: r["test_metrics"]["synthetic"]["pixel-level F1"] for r in log_rows(out)}
+    assert sorted(r["epoch"] for r in rows) == [0, 1]
+    for row in rows:
+        assert row["pixel-level F1"] == pytest.approx(logged[row["epoch"]], abs=1e-6)
+    assert (tmp_path / "results.csv").read_text().startswith("checkpoint,epoch,test set,pixel-level F1")
+
+
+def test_resume_continues_from_the_checkpoint(ncl_run, dataset, tmp_path):
+    out, _ = ncl_run
+    resumed = tmp_path / "resumed"
+    benco(
+        "train", "--model", "ncl", *SMALL_NCL, *SMALL_RUN, "--epochs", "3",
+        "--data_path", dataset / "train", "--test_data_path", dataset / "test_datasets.json",
+        "--output_dir", resumed, "--resume", out / "checkpoint-1.pth",
+    )
+    assert [r["epoch"] for r in log_rows(resumed)] == [2]
+    assert (resumed / "checkpoint-2.pth").exists()
+
+
+@pytest.mark.parametrize("model,flags", [("deeplabv3plus", ["--backbone", "resnet18", "--output_stride", "16"]), ("segformer", [])])
+def test_baselines_train_through_the_same_command(model, flags, dataset, tmp_path):
+    import torch
+
+    if model == "segformer":  # IMDL-BenCo's segformer loads its weights from a file: an empty one is random init
+        torch.save({}, tmp_path / "random_init.pth")
+        flags = ["--pretrain_pth_path", tmp_path / "random_init.pth"]
+    benco(
+        "train", "--model", model, *flags, *SMALL_RUN, "--epochs", "1",
+        "--data_path", dataset / "train", "--test_data_path", dataset / "test", "--output_dir", tmp_path / "run",
+    )
+    (row,) = log_rows(tmp_path / "run")
+    assert 0.0 <= row["test_metrics"]["test"]["pixel-level F1"] <= 1.0
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["model"] == model
+
+
+def test_two_processes_under_torchrun_report_what_one_process_measures(dataset, tmp_path):
+    out = tmp_path / "ddp"
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ncl_plugin"]
+    # 5 test images, 2 ranks x batch 2: IMDL-BenCo's tail evaluation covers the fifth.
+    benco(
+        "train", "--model", "ncl", *SMALL_NCL, *SMALL_RUN, "--batch_size", "2", "--test_batch_size", "2",
+        "--epochs", "1", "--device", "cpu", "--data_path", dataset / "train",
+        "--test_data_path", dataset / "test_datasets.json", "--output_dir", out, launcher=launcher,
+    )
+    (row,) = log_rows(out)  # rank 0 alone writes the log
+    benco("test", "--checkpoint", out / "checkpoint-0.pth", "--test_data_path", dataset / "test_datasets.json",
+          "--num_workers", "0", "--out", tmp_path / "single")
+    (single,) = json.loads((tmp_path / "single.json").read_text())
+    # Same checkpoint, same 4 images: the reduction across ranks must match one process to float precision.
+    assert row["test_metrics"]["synthetic"]["pixel-level F1"] == pytest.approx(single["pixel-level F1"], abs=1e-5)
+
+
+def test_predict_writes_masks_at_the_original_size(ncl_run, tmp_path):
+    out, _ = ncl_run
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (75, 130, 3), dtype=np.uint8)).save(tmp_path / "odd.jpg")
+    Image.fromarray(np.zeros((40, 50), np.uint8)).save(tmp_path / "gray.png")  # grayscale: converted
+    benco("predict", tmp_path, "--checkpoint", out, "--out", tmp_path / "pred")
+    mask = Image.open(tmp_path / "pred" / "odd_mask.png")
+    assert mask.size == (130, 75) and mask.mode == "L"
+    assert Image.open(tmp_path / "pred" / "odd_overlay.png").size == (130, 75)
+    assert Image.open(tmp_path / "pred" / "gray_mask.png").size == (50, 40)
+    report = json.loads((tmp_path / "pred" / "predictions.json").read_text())
+    assert all(0 <= r["score"] <= 1 for r in report.values()) and len(report) == 2
+    benco("predict", tmp_path / "odd.jpg", "--checkpoint", out, "--out", tmp_path / "full", "--full_resolution")
+    assert Image.open(tmp_path / "full" / "odd_mask.png").size == (130, 75)
+
+
+def test_robustness_grid_covers_every_perturbation(ncl_run, dataset, tmp_path):
+    out, _ = ncl_run
+    benco("test-robust", "--checkpoint", out, "--test_data_path", dataset / "test", "--num_workers", "0",
+          "--jpeg", "90", "--blur", "0,3", "--noise", "5", "--resize", "0.5", "--out", tmp_path / "robust")
+    rows = json.loads((tmp_path / "robust.json").read_text())
+    assert [(r["perturbation"], r["parameter"]) for r in rows] == [("jpeg", 90), ("blur", 0), ("blur", 3), ("noise", 5), ("resize", 0.5)]
+    # blur 0 is no perturbation: the clean score of the best checkpoint.
+    summary = json.loads((out / "summary.json").read_text())
+    clean = [r for r in log_rows(out) if r["epoch"] == summary["best_epoch"]][0]
+    assert rows[1]["pixel-level F1"] == pytest.approx(clean["test_metrics"]["synthetic"]["pixel-level F1"], abs=1e-6)
+    assert rows[2]["pixel-level F1"] != rows[1]["pixel-level F1"]
+
+
+def complexity_of(*argv):
+    from ncl_plugin.cli import complexity_parser, config_keys
+    from ncl_plugin.config import parse
+    from ncl_plugin.testing import complexity
+
+    return complexity(*parse(complexity_parser(), ["--device", "cpu", "--image_size", "64", *argv], config_keys()))
+
+
+def test_complexity_counts_parameters_and_inference_flops():
+    from ncl_plugin import NCL
+
+    ncl = complexity_of("--model", "ncl", "--backbone", "resnet18")
+    baseline = complexity_of("--model", "deeplabv3plus", "--backbone", "resnet18")
+    model = NCL(backbone="resnet18")
+    branches = sum(p.numel() for p in model.contrastive_loss.parameters())
+    assert ncl["parameters"] == sum(p.numel() for p in model.parameters())
+    # The two branches only train: inference uses exactly the baseline's parameters and FLOPs.
+    assert ncl["inference_parameters"] == ncl["parameters"] - branches == baseline["parameters"]
+    assert ncl["flops"] == pytest.approx(baseline["flops"], rel=1e-3) and ncl["flops"] > 1e8
+    doubled = complexity_of("--model", "deeplabv3plus", "--backbone", "resnet18", "--image_size", "128")
+    assert doubled["flops"] == pytest.approx(4 * baseline["flops"], rel=0.05)
