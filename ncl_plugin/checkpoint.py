@@ -27,20 +27,28 @@ def _safe_load(path: str) -> Any:
         return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def load_checkpoint(path: str, flag: str = "--checkpoint") -> Any:
-    """Load ``path`` with ``weights_only=True``; errors name the file and the flag it came from."""
+def load_checkpoint(path: str, flag: str = "--checkpoint", trusted: bool = False) -> Any:
+    """Load ``path`` with ``weights_only=True``; errors name the file and the flag it came from.
+
+    This plugin's checkpoints and IMDL-BenCo's load that way. Any other pickle
+    (whole model objects, say) is refused unless ``trusted``
+    (``--trust_checkpoint``): unpickling runs code chosen by whoever wrote the file.
+    """
     if not os.path.isfile(path):
         raise CheckpointError(f"{flag} {path}: no such file")
     try:
         return _safe_load(path)
     except pickle.UnpicklingError as err:
+        if trusted:
+            return torch.load(path, map_location="cpu", weights_only=False)
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(
-            f"{flag} {path}: not a plain weights file ({first_line}); "
-            f"only checkpoints holding tensors and plain values can be loaded"
+            f"{flag} {path}: holds Python objects besides tensors and plain values ({first_line[:120]}); "
+            f"loading it runs code from the file: pass --trust_checkpoint only if you trust its source"
         ) from None
     except (RuntimeError, EOFError, OSError) as err:
-        raise CheckpointError(f"{flag} {path}: unreadable or truncated checkpoint ({err})") from None
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CheckpointError(f"{flag} {path}: unreadable or truncated checkpoint ({reason})") from None
 
 
 def model_state_dict(checkpoint: Any, path: str, flag: str = "--checkpoint") -> Dict[str, torch.Tensor]:

@@ -13,7 +13,7 @@ import warnings
 from typing import Callable, Dict, List, Optional
 
 from .config import Parser, closest, parse
-from .errors import UsageError
+from .errors import Interrupted, ReportedError
 
 IMDLBENCO_COMMANDS = ("init", "env", "-v", "--version")
 
@@ -33,6 +33,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(pin_mem=True)
     parser.add_argument("--seed", default=42, type=int)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("--trust_checkpoint", action="store_true", help="allow a full unpickle of a checkpoint that is not plain tensors (runs code from the file)")
 
 
 def _evaluation(parser: argparse.ArgumentParser, test_batch_size: int = 2) -> None:
@@ -41,6 +42,7 @@ def _evaluation(parser: argparse.ArgumentParser, test_batch_size: int = 2) -> No
     parser.add_argument("--no_model_eval", action="store_true", help="do not call model.eval() before testing")
     parser.add_argument("--if_not_amp", action="store_true", help="no automatic mixed precision (always off on CPU)")
     parser.add_argument("--dist_url", default="env://", help="url used to set up distributed runs")
+    parser.add_argument("--skip_bad_samples", action="store_true", help="leave out missing, unreadable or mismatched images and masks (counted and reported) instead of stopping")
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -66,6 +68,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--log_dir", default=None, help="TensorBoard folder (default: --output_dir)")
     p.add_argument("--resume", default="", help="a checkpoint to continue from, or 'auto' for the newest in --output_dir")
     p.add_argument("--start_epoch", default=0, type=int)
+    p.add_argument("--max_nonfinite_steps", default=20, type=int, help="stop after this many consecutive steps with a non-finite loss (each is skipped)")
     p.add_argument("--synthetic_images", default=300, type=int, help="size of the embedded synthetic set used without --data_path")
     p.add_argument("--synthetic_size", default=256, type=int, help="side of its images")
     p.add_argument("--world_size", default=1, type=int, help="set by torchrun")
@@ -146,7 +149,7 @@ def config_keys() -> set:
 def _inherit_from_checkpoint(early):
     from .testing import checkpoint_defaults
 
-    return checkpoint_defaults(early.checkpoint) if early.checkpoint else (None, {})
+    return checkpoint_defaults(early.checkpoint, early.trust_checkpoint) if early.checkpoint else (None, {})
 
 
 def cmd_train(argv: List[str]) -> int:
@@ -259,6 +262,16 @@ def quiet_imports() -> None:
         import IMDLBenCo.training_scripts.trainer  # noqa: F401
 
 
+def one_line(err: Exception) -> str:
+    """The message alone. A DataLoader worker's exception comes back with the worker's traceback
+    folded into its text; its last line is the original message."""
+    text = str(err).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     quiet_imports()
@@ -274,11 +287,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     debug = "--debug" in argv or os.environ.get("NCL_DEBUG") == "1"
     try:
         return COMMANDS[command](argv[1:])
-    except UsageError as err:
+    except ReportedError as err:
         if debug:
             raise
-        print(f"benco {command}: error: {err}", file=sys.stderr)
-        return 2
+        label = "" if isinstance(err, Interrupted) else "error: "
+        print(f"benco {command}: {label}{one_line(err)}", file=sys.stderr)
+        return err.exit_code
     except KeyboardInterrupt:
         print(f"benco {command}: interrupted", file=sys.stderr)
         return 130

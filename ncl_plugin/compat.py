@@ -9,7 +9,7 @@ import contextlib
 import os
 import types
 import warnings
-from typing import Iterator
+from typing import Callable, Iterator, Optional
 
 import torch
 import torch.distributed as dist
@@ -91,9 +91,13 @@ def _patched(target, name: str, value) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def adapted(device: torch.device) -> Iterator[None]:
-    """Run IMDL-BenCo's loop and evaluators on ``device`` (CPU or CUDA), alone or under DDP."""
+def adapted(device: torch.device, schedule_position: Optional[Callable[[], float]] = None) -> Iterator[None]:
+    """Run IMDL-BenCo's loop and evaluators on ``device`` (CPU or CUDA), alone or under DDP.
+
+    ``schedule_position``: where the learning-rate schedule is, in epochs (see below).
+    """
     from IMDLBenCo.evaluation import AUC, F1, Accuracy
+    from IMDLBenCo.training_scripts.trainer import trainer
 
     with contextlib.ExitStack() as stack:
         enter = stack.enter_context
@@ -107,6 +111,12 @@ def adapted(device: torch.device) -> Iterator[None]:
             # trainer.py:81 and trainer.py:107 call torch.cuda.synchronize() on every step,
             # which raises on a machine without a CUDA driver.
             enter(_patched(torch.cuda, "synchronize", lambda *a, **k: None))
+        if schedule_position is not None:
+            # trainer.py:79 sets the lr from `data_iter_step / len(data_loader) + epoch`, counting steps
+            # from the first batch it iterates; an epoch resumed mid-way iterates only its remaining
+            # batches, so the position comes from the loader, which counts the skipped ones too.
+            original = trainer.adjust_learning_rate
+            enter(_patched(trainer, "adjust_learning_rate", lambda opt, _, args: original(opt, schedule_position(), args)))
         yield
 
 

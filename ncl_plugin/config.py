@@ -142,7 +142,7 @@ class Parser(argparse.ArgumentParser):
             first = message.split(":", 1)[1].split()[0]
             flags = [s.lstrip("-") for a in self._actions for s in a.option_strings if s.startswith("--")]
             message += closest(first.lstrip("-").split("=")[0], flags)
-        raise UsageError(f"{self.prog}: {message}")
+        raise UsageError(message)
 
 
 def parse(
@@ -167,6 +167,7 @@ def parse(
     pre.add_argument("--config", default=None)
     pre.add_argument("--model", default=None)
     pre.add_argument("--checkpoint", "--checkpoint_path", dest="checkpoint", default=None)
+    pre.add_argument("--trust_checkpoint", action="store_true")
     early, _ = pre.parse_known_args(argv)
     config = read_config(early.config) if early.config else {}
     inherited_model, inherited = inherit(early) if inherit else (None, {})

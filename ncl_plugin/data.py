@@ -11,6 +11,7 @@ from IMDLBenCo.registry import DATASETS, POSTFUNCS
 from IMDLBenCo.transforms import RandomCopyMove, RandomInpainting
 
 from .errors import UsageError
+from .validation import check_mani_folder
 
 
 def train_transform() -> albu.Compose:
@@ -43,6 +44,12 @@ def post_function(model_name: str):
     return None
 
 
+def missing(path: str, flag: str) -> None:
+    if not path or not os.path.exists(path):
+        hint = "; it is a placeholder: edit the config file" if "REPLACE/WITH" in str(path) else ""
+        raise UsageError(f"{flag} {path}: no such file or folder{hint}")
+
+
 def _read_json(path: str, flag: str):
     try:
         with open(path, encoding="utf-8") as handle:
@@ -65,10 +72,10 @@ def _dataset_options(args, transform, post) -> Dict:
 def build_dataset(path: str, args, transform, post, flag: str = "--data_path"):
     """A folder is a ManiDataset; a JSON list of [image, mask] a JsonDataset; a JSON list of
     [DatasetName, path] pairs a BalancedDataset."""
-    if not path or not os.path.exists(path):
-        raise UsageError(f"{flag} {path}: no such file or folder")
+    missing(path, flag)
     options = _dataset_options(args, transform, post)
     if os.path.isdir(path):
+        check_mani_folder(path, flag)
         return ManiDataset(path, **options)
     entries = _read_json(path, flag)
     if isinstance(entries, dict):
@@ -78,9 +85,17 @@ def build_dataset(path: str, args, transform, post, flag: str = "--data_path"):
         )
     if not isinstance(entries, list) or not entries:
         raise UsageError(f"{flag} {path}: expected a non-empty JSON list")
-    first = entries[0]
-    if isinstance(first, (list, tuple)) and len(first) == 2 and isinstance(first[0], str) and DATASETS.has(first[0]):
+    for index, entry in enumerate(entries):
+        if not (isinstance(entry, (list, tuple)) and len(entry) == 2 and all(isinstance(v, str) for v in entry)):
+            raise UsageError(f"{flag} {path}: entry {index} is {entry!r}; expected [image path, mask path or \"Negative\"]")
+    if DATASETS.has(entries[0][0]):
+        for name, member in entries:
+            missing(member, f"{flag} {path}: {name}")
+            if name == "ManiDataset":
+                check_mani_folder(member, f"{flag} {path}: {name}")
         return BalancedDataset(path, **options)
+    if not os.path.isfile(entries[0][0]):
+        raise UsageError(f"{flag} {path}: entry 0: {entries[0][0]}: no such file (relative paths count from the current folder)")
     return JsonDataset(path, **options)
 
 
@@ -99,8 +114,7 @@ def build_test_datasets(path: str, args, post, transform=None) -> Dict[str, torc
     """
     transform = transform or test_transform()
     flag = "--test_data_path"
-    if not path or not os.path.exists(path):
-        raise UsageError(f"{flag} {path}: no such file or folder")
+    missing(path, flag)
     if os.path.isdir(path):
         return {Path(path).resolve().name: build_dataset(path, args, transform, post, flag)}
     mapping = _read_json(path, flag)

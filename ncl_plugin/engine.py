@@ -2,22 +2,22 @@
 import json
 import math
 import os
-import re
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import compat, data, synthetic
-from .checkpoint import CheckpointError, load_checkpoint, model_state_dict, plain, save_atomically
+from . import compat, data, synthetic, validation
+from .checkpoint import plain
 from .config import METRICS, closest, model_kwargs
-from .errors import UsageError
+from .errors import Interrupted, UsageError
 from .progress import TrackedLoader, console, progress_session
+from .resumable import EpochLoader, GuardedScaler, StopAtStep, StopRequest, capture_rng, seed_epoch
+from .training_state import forget_interrupted, list_checkpoints, resume, save_checkpoint, save_interrupted
 
-CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)\.pth$")
 SELECTION_RULE = "the epoch with the best mean of all test metrics over all test sets (IMDL-BenCo's rule)"
 
 
@@ -139,60 +139,6 @@ def mean_metrics(results: Dict[str, Dict[str, float]]) -> Dict[str, float]:
     return {m: float(np.mean([per_set[m] for per_set in results.values() if m in per_set])) for m in sorted(metrics)}
 
 
-# ---------------------------------------------------------------- checkpoints
-def list_checkpoints(folder: str) -> List[Tuple[int, str]]:
-    """(epoch, path) of every ``checkpoint-<epoch>.pth`` in ``folder``, oldest first."""
-    if not os.path.isdir(folder):
-        return []
-    found = [(int(m.group(1)), os.path.join(folder, n)) for n in os.listdir(folder) if (m := CHECKPOINT_NAME.match(n))]
-    return sorted(found)
-
-
-def save_training_state(args, model_args, epoch, unwrapped, optimizer, scaler) -> str:
-    path = os.path.join(args.output_dir, f"checkpoint-{epoch}.pth")
-    state = {
-        "model": unwrapped.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "epoch": epoch,
-        "scaler": scaler.state_dict(),
-        "args": plain(args),
-        "model_args": plain(model_args),
-    }
-    save_atomically(state, path)
-    return path
-
-
-def resume(args, unwrapped, optimizer, scaler) -> None:
-    """``--resume PATH`` or ``--resume auto`` (the newest loadable checkpoint in --output_dir)."""
-    if not args.resume:
-        return
-    if args.resume == "auto":
-        candidates = list(reversed(list_checkpoints(args.output_dir)))
-        if not candidates:
-            print(f"--resume auto: no checkpoint in {args.output_dir}; starting from scratch")
-            return
-    else:
-        candidates = [(None, args.resume)]
-    for _, path in candidates:
-        try:
-            checkpoint = load_checkpoint(path, "--resume")
-            state = model_state_dict(checkpoint, path, "--resume")
-        except CheckpointError as err:
-            if args.resume != "auto":
-                raise
-            console.print(f"[yellow]skipping {path}: {err}[/yellow]")
-            continue
-        unwrapped.load_state_dict(state)
-        if "optimizer" in checkpoint and "epoch" in checkpoint:
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            if checkpoint.get("scaler"):
-                scaler.load_state_dict(checkpoint["scaler"])
-            args.start_epoch = int(checkpoint["epoch"]) + 1
-        print(f"Resumed from {path}; continuing at epoch {args.start_epoch}")
-        return
-    raise UsageError(f"--resume auto: no loadable checkpoint in {args.output_dir}")
-
-
 # ---------------------------------------------------------------- logs and summary
 def read_log(output_dir: str) -> List[Dict]:
     path = os.path.join(output_dir, "log.txt")
@@ -273,6 +219,24 @@ def prepare_data(args) -> None:
 
 
 # ---------------------------------------------------------------- training
+def build_datasets(args, post):
+    """The training set and the test sets, checked up front (headers only) before any training."""
+    train_set = data.build_dataset(args.data_path, args, data.train_transform(), post)
+    test_sets = data.build_test_datasets(args.test_data_path, args, post)
+    dropped = validation.scan(train_set, f"--data_path {args.data_path}", args.skip_bad_samples)
+    for name, test_set in test_sets.items():
+        dropped += validation.scan(test_set, f"--test_data_path {name}", args.skip_bad_samples)
+    if dropped:
+        console.print(f"[yellow]--skip_bad_samples: left out {dropped} bad sample(s) found by the scan[/yellow]")
+    return train_set, test_sets
+
+
+def check_model_fits(unwrapped, args) -> None:
+    patch = getattr(unwrapped, "patch_size", None)
+    if isinstance(patch, int) and patch > args.image_size:
+        raise UsageError(f"--patch_size {patch} is larger than --image_size {args.image_size}; use a smaller --patch_size")
+
+
 def train(args, model_args, model_class) -> Optional[Dict]:
     import timm.optim
     from IMDLBenCo.training_scripts.trainer import train_one_epoch
@@ -287,12 +251,15 @@ def train(args, model_args, model_class) -> Optional[Dict]:
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
 
     post = data.post_function(args.model)
-    dataset_train = data.build_dataset(args.data_path, args, data.train_transform(), post)
-    test_sets = data.build_test_datasets(args.test_data_path, args, post)
+    dataset_train, test_sets = build_datasets(args, post)
+    skipped = validation.SkipCounter()
+    if args.skip_bad_samples:
+        dataset_train = validation.SkippingDataset(dataset_train, skipped)
     loader_train = data.train_loader(dataset_train, args, args.distributed)
     test_loaders = {name: data.test_loader(ds, args, args.distributed) for name, ds in test_sets.items()}
 
     model, unwrapped = build_model(model_class, args, model_args, device)
+    check_model_fits(unwrapped, args)
     eff_batch_size = args.batch_size * args.accum_iter * args.world_size
     if args.lr is None:
         args.lr = args.blr * eff_batch_size / 256
@@ -300,8 +267,8 @@ def train(args, model_args, model_class) -> Optional[Dict]:
     optimizer = timm.optim.create_optimizer_v2(
         unwrapped, opt="adamw", lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.999)
     )
-    scaler = compat.amp_scaler(device, enabled=not args.if_not_amp)
-    resume(args, unwrapped, optimizer, scaler)
+    scaler = GuardedScaler(compat.amp_scaler(device, enabled=not args.if_not_amp), args.max_nonfinite_steps)
+    resume_step, resume_rng = resume(args, unwrapped, optimizer, scaler)
 
     log_writer = SummaryWriter(log_dir=args.log_dir) if is_main() and args.log_dir else None
     make_evaluators = evaluator_factory(metrics)
@@ -312,47 +279,73 @@ def train(args, model_args, model_class) -> Optional[Dict]:
     )
     logged = [row["test_metrics"] for row in read_log(args.output_dir) if row.get("test_metrics")]
     best_value = max((float(np.mean(list(mean_metrics(r).values()))) for r in logged), default=-math.inf)
-    for epoch in range(args.start_epoch, args.epochs):
-        if args.distributed:
-            loader_train.sampler.set_epoch(epoch)
-        with progress_session(enabled=is_main()) as progress:
-            tracked = TrackedLoader(loader_train, progress, f"epoch {epoch + 1}/{args.epochs}")
-            with compat.adapted(device):
-                train_stats = train_one_epoch(
-                    model, tracked, optimizer, device, epoch, scaler,
-                    log_writer=log_writer, log_per_epoch_count=args.log_per_epoch_count, args=args,
+    with StopRequest() as stop:
+        for epoch in range(args.start_epoch, args.epochs):
+            seed_epoch(args.seed, args.rank, epoch)
+            if args.distributed:
+                loader_train.sampler.set_epoch(epoch)
+            with progress_session(enabled=is_main()) as progress:
+                epoch_loader = EpochLoader(
+                    loader_train, progress, f"epoch {epoch + 1}/{args.epochs}", epoch, args.accum_iter,
+                    skip=resume_step, rng=resume_rng, stop=stop,
                 )
-            last = epoch + 1 == args.epochs
-            checkpoint_due = epoch % args.save_period == 0 or last
-            if args.output_dir and checkpoint_due and is_main():
-                save_training_state(args, model_args, epoch, unwrapped, optimizer, scaler)
-            optimizer.zero_grad()
-            log_stats = {f"train_{k}": v for k, v in train_stats.items()}
-            if epoch % args.test_period == 0 or last:
-                results = evaluate(model, test_loaders, make_evaluators, device, epoch, args, log_writer, progress)
-                means = mean_metrics(results)
-                value = float(np.mean(list(means.values())))
-                # IMDL-BenCo also keeps the best model, once past epoch 20.
-                if value > best_value:
-                    best_value = value
-                    if epoch > 20 and not checkpoint_due and args.output_dir and is_main():
-                        save_training_state(args, model_args, epoch, unwrapped, optimizer, scaler)
+                resume_step, resume_rng = 0, None
+                try:
+                    with compat.adapted(device, schedule_position=lambda: epoch_loader.position):
+                        train_stats = train_one_epoch(
+                            model, epoch_loader, optimizer, device, epoch, scaler,
+                            log_writer=log_writer, log_per_epoch_count=args.log_per_epoch_count, args=args,
+                        )
+                except StopAtStep as halt:
+                    optimizer.zero_grad()
+                    saved = None
+                    if is_main() and args.output_dir:
+                        saved = save_interrupted(args, model_args, epoch, halt.step, capture_rng(), unwrapped, optimizer, scaler)
+                    barrier()
+                    raise Interrupted(
+                        f"stopped at epoch {epoch}, batch {halt.step}"
+                        + (f"; saved {saved}: continue with --resume auto --output_dir {args.output_dir}" if saved else ""),
+                        halt.signum,
+                    ) from None
+                bad = skipped.take()
+                if bad:
+                    console.print(f"[yellow]--skip_bad_samples: skipped {bad} unreadable sample(s) in epoch {epoch}[/yellow]")
+                last = epoch + 1 == args.epochs
+                checkpoint_due = epoch % args.save_period == 0 or last
+                if args.output_dir and checkpoint_due and is_main():
+                    save_checkpoint(args, model_args, epoch, unwrapped, optimizer, scaler)
+                optimizer.zero_grad()
+                log_stats = {f"train_{k}": v for k, v in train_stats.items()}
+                if bad:
+                    log_stats["skipped_samples"] = bad
+                if epoch % args.test_period == 0 or last:
+                    results = evaluate(model, test_loaders, make_evaluators, device, epoch, args, log_writer, progress)
+                    means = mean_metrics(results)
+                    value = float(np.mean(list(means.values())))
+                    # IMDL-BenCo also keeps the best model, once past epoch 20.
+                    if value > best_value:
+                        best_value = value
+                        if epoch > 20 and not checkpoint_due and args.output_dir and is_main():
+                            save_checkpoint(args, model_args, epoch, unwrapped, optimizer, scaler)
+                    if log_writer is not None:
+                        for metric in means:
+                            log_writer.add_scalars(f"{metric}_Metric", {n: r[metric] for n, r in results.items()}, epoch)
+                        log_writer.add_scalar("Average", value, epoch)
+                    log_stats.update({f"test_{k}": v for k, v in means.items()}, test_metrics=results)
+            log_stats["epoch"] = epoch
+            if args.output_dir and is_main():
                 if log_writer is not None:
-                    for metric in means:
-                        log_writer.add_scalars(f"{metric}_Metric", {n: r[metric] for n, r in results.items()}, epoch)
-                    log_writer.add_scalar("Average", value, epoch)
-                log_stats.update({f"test_{k}": v for k, v in means.items()}, test_metrics=results)
-        log_stats["epoch"] = epoch
-        if args.output_dir and is_main():
-            if log_writer is not None:
-                log_writer.flush()
-            with open(os.path.join(args.output_dir, "log.txt"), "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(log_stats) + "\n")
+                    log_writer.flush()
+                with open(os.path.join(args.output_dir, "log.txt"), "a", encoding="utf-8") as handle:
+                    handle.write(json.dumps(log_stats) + "\n")
 
     summary = None
     if is_main() and args.output_dir:
+        forget_interrupted(args.output_dir)
         summary = write_summary(args, model_args, [p for _, p in list_checkpoints(args.output_dir)])
         print_summary(summary, time.time() - started)
+        if scaler.skipped:
+            console.print(f"[yellow]{scaler.skipped} step(s) were skipped for a non-finite loss[/yellow]")
     if log_writer is not None:
         log_writer.close()
     barrier()

@@ -65,7 +65,7 @@ def predict(args, model_args, model_class) -> Dict[str, Dict]:
         raise UsageError("benco predict runs in one process; start it without torchrun")
     checkpoint = best_checkpoint(args.checkpoint)
     model, unwrapped = build_model(model_class, args, model_args, device)
-    load_weights(unwrapped, checkpoint)
+    load_weights(unwrapped, checkpoint, args.trust_checkpoint)
     model.eval()
     transform = preprocessing(args)
     out = Path(args.out)

@@ -9,7 +9,9 @@ import torch
 
 from . import data
 from .checkpoint import load_checkpoint, model_state_dict
-from .engine import build_model, evaluate, evaluator_factory, is_main, list_checkpoints, parse_metrics, setup
+from . import validation
+from .engine import build_model, evaluate, evaluator_factory, is_main, parse_metrics, setup
+from .training_state import list_checkpoints
 from .errors import UsageError
 from .progress import console, progress_session
 
@@ -45,13 +47,13 @@ def best_checkpoint(path: str) -> str:
     return found[max(found)]
 
 
-def checkpoint_defaults(path: str) -> Tuple[Optional[str], Dict]:
+def checkpoint_defaults(path: str, trusted: bool = False) -> Tuple[Optional[str], Dict]:
     """The model name and flags a checkpoint of this plugin was trained with (it stores them)."""
     try:
         file = best_checkpoint(path)
     except UsageError:
         return None, {}  # reported properly once the subcommand runs
-    checkpoint = load_checkpoint(file)
+    checkpoint = load_checkpoint(file, trusted=trusted)
     if not isinstance(checkpoint, dict):
         return None, {}
     args = checkpoint.get("args") if isinstance(checkpoint.get("args"), dict) else {}
@@ -60,8 +62,8 @@ def checkpoint_defaults(path: str) -> Tuple[Optional[str], Dict]:
     return args.get("model"), defaults
 
 
-def load_weights(model, path: str) -> None:
-    state = model_state_dict(load_checkpoint(path), path)
+def load_weights(model, path: str, trusted: bool = False) -> None:
+    state = model_state_dict(load_checkpoint(path, trusted=trusted), path)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
@@ -103,6 +105,14 @@ def _default_stem(checkpoint: str, name: str) -> str:
 
 
 # ---------------------------------------------------------------- benco test
+def test_datasets(args, post, transform=None) -> Dict:
+    """The test sets, checked up front like training data (headers only)."""
+    datasets = data.build_test_datasets(args.test_data_path, args, post, transform)
+    for name, dataset in datasets.items():
+        validation.scan(dataset, f"--test_data_path {name}", args.skip_bad_samples)
+    return datasets
+
+
 def test(args, model_args, model_class) -> List[Dict]:
     """Every checkpoint on every test set. Returns one row per (checkpoint, test set)."""
     device = setup(args)
@@ -110,13 +120,12 @@ def test(args, model_args, model_class) -> List[Dict]:
     checkpoints = checkpoint_files(args.checkpoint)
     post = data.post_function(args.model)
     loaders = {
-        name: data.test_loader(ds, args, args.distributed)
-        for name, ds in data.build_test_datasets(args.test_data_path, args, post).items()
+        name: data.test_loader(ds, args, args.distributed) for name, ds in test_datasets(args, post).items()
     }
     model, unwrapped = build_model(model_class, args, model_args, device)
     rows = []
     for epoch, path in checkpoints:
-        load_weights(unwrapped, path)
+        load_weights(unwrapped, path, args.trust_checkpoint)
         with progress_session(enabled=is_main()) as progress:
             results = evaluate(model, loaders, make_evaluators, device, epoch, args, progress=progress)
         for name, metrics in results.items():
@@ -165,12 +174,12 @@ def test_robust(args, model_args, model_class) -> List[Dict]:
     path = best_checkpoint(args.checkpoint)
     grid = perturbations(args)
     model, unwrapped = build_model(model_class, args, model_args, device)
-    load_weights(unwrapped, path)
+    load_weights(unwrapped, path, args.trust_checkpoint)
     post = data.post_function(args.model)
     rows = []
     for name, params in grid.items():
         for param, transform in params:
-            datasets = data.build_test_datasets(args.test_data_path, args, post, transform)
+            datasets = test_datasets(args, post, transform)
             loaders = {k: data.test_loader(ds, args, args.distributed) for k, ds in datasets.items()}
             with progress_session(enabled=is_main()) as progress:
                 results = evaluate(model, loaders, make_evaluators, device, 0, args, progress=progress)
