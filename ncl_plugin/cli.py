@@ -33,6 +33,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(pin_mem=True)
     parser.add_argument("--seed", default=42, type=int)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks")
+    parser.add_argument("--channels_last", action="store_true", help="channels-last memory format (often faster with AMP on GPUs)")
     parser.add_argument("--trust_checkpoint", action="store_true", help="allow a full unpickle of a checkpoint that is not plain tensors (runs code from the file)")
 
 

@@ -74,6 +74,8 @@ def build_model(model_class, args, model_args, device: torch.device):
     if args.distributed and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)
+    if getattr(args, "channels_last", False):
+        model = model.to(memory_format=torch.channels_last)
     unwrapped = model
     if args.distributed:
         model = torch.nn.parallel.DistributedDataParallel(

@@ -31,6 +31,10 @@ def _mean_over_defined(per_image: torch.Tensor, defined: torch.Tensor) -> torch.
     return _masked_mean(per_image, defined, dims=0)
 
 
+# The three terms of L_NCL: tampered vs authentic, and the pivot as tampered (se+) / authentic (se-).
+TERMS = ("pn", "se_pos", "se_neg")
+
+
 class PivotBranch(nn.Module):
     """One of the two symmetric branches: (B, C, h, w) pivot -> (B, C) unit vector.
 
@@ -58,15 +62,21 @@ class NCLContrastiveLoss(nn.Module):
     somewhere in the batch, and a zero that still reaches every parameter when
     none is (so DDP sees the same graph on every rank).
 
+    terms selects which of the three terms L_NCL averages (for ablations:
+    "pn" drops the contour patches altogether, "pn,se_pos" keeps one branch).
+
     max_anchors caps the anchor patches of the tampered-vs-authentic term per
     image (a random subset above the cap; <= 0 means no cap): that term is
     pairwise, and the cap bounds its time and memory on fine patch grids.
     """
 
-    def __init__(self, channels: int, temperature: float = 0.1, max_anchors: int = 256):
+    def __init__(self, channels: int, temperature: float = 0.1, max_anchors: int = 256, terms: str = "pn,se_pos,se_neg"):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"--temperature must be positive, got {temperature}")
+        self.terms = {t.strip() for t in terms.split(",") if t.strip()}
+        if not self.terms or not self.terms <= set(TERMS):
+            raise ValueError(f"--ncl_terms {terms!r}: a comma list of {', '.join(TERMS)}")
         self.temperature = temperature
         self.max_anchors = max_anchors
         self.branch_tampered = PivotBranch(channels)  # se+: the contour pivot plays a tampered patch
@@ -79,8 +89,13 @@ class NCLContrastiveLoss(nn.Module):
     def _loss(self, sample: PatchSample) -> Dict[str, torch.Tensor]:
         features = sample.features.float()
         tampered, authentic = sample.tampered, sample.authentic
-        terms = {"ncl_pn": self._tampered_vs_authentic(features, tampered, authentic)}
-        terms.update(self._pivot_terms(sample, features, tampered, authentic))
+        off = (features.new_zeros(()), torch.zeros((), dtype=torch.bool, device=features.device))
+        terms = {f"ncl_{t}": off for t in TERMS}
+        if "pn" in self.terms:
+            terms["ncl_pn"] = self._tampered_vs_authentic(features, tampered, authentic)
+        if self.terms & {"se_pos", "se_neg"}:
+            pivot_terms = self._pivot_terms(sample, features, tampered, authentic)
+            terms.update({k: v for k, v in pivot_terms.items() if k[len("ncl_"):] in self.terms})
 
         values = torch.stack([value for value, _ in terms.values()])
         defined = torch.stack([flag for _, flag in terms.values()])

@@ -45,6 +45,7 @@ class NCL(nn.Module):
         contrast_weight: float = 0.5,
         contour_weight: float = 0.7,
         max_anchors: int = 256,
+        ncl_terms: str = "pn,se_pos,se_neg",
         sampler: str = "TriClassPatchSampler",
         contrastive_loss: str = "NCLContrastiveLoss",
         segmentation_loss: str = "PivotConsistentLoss",
@@ -73,6 +74,7 @@ class NCL(nn.Module):
                 channels=self.net.block1_channels,
                 temperature=temperature,
                 max_anchors=max_anchors,
+                terms=ncl_terms,
             )
         if pretrained_path:
             load_pretrained(self, pretrained_path)

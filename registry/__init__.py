@@ -8,9 +8,16 @@ Importing it registers, with IMDL-BenCo's own ``Registry`` class:
 A variant registered in ``SAMPLERS`` or ``LOSSES`` is selected with the model's
 ``--sampler``, ``--contrastive_loss`` or ``--segmentation_loss`` flag.
 """
+import contextlib
+import io
 import warnings
 
-from IMDLBenCo.registry import MODELS, Registry
+# IMDL-BenCo's import prints the torch version, and it and timm warn about their own
+# deprecations; none of that concerns a user of this plugin.
+with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+    warnings.simplefilter("ignore", FutureWarning)
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from IMDLBenCo.registry import MODELS, Registry
 
 from ..losses import NCLContrastiveLoss, PivotConsistentLoss
 from ..model import NCL, DeepLabV3Plus

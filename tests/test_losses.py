@@ -152,3 +152,22 @@ def test_pivot_consistent_weight_shifts_the_loss_towards_contour_pixels():
 def test_contour_weight_outside_unit_interval_is_rejected(mu):
     with pytest.raises(ValueError, match="--contour_weight must be in"):
         PivotConsistentLoss(contour_weight=mu)
+
+
+def test_selected_terms_only_enter_the_loss():
+    sample = make_sample(BATCH)
+    full = NCLContrastiveLoss(channels=4, temperature=TAU, max_anchors=0)
+    torch.manual_seed(0)
+    reference = full(sample)
+    only_pn = NCLContrastiveLoss(channels=4, temperature=TAU, max_anchors=0, terms="pn")
+    out = only_pn(sample)
+    assert out["ncl_se_pos"].item() == 0 and out["ncl_se_neg"].item() == 0
+    assert out["loss"].item() == pytest.approx(reference["ncl_pn"].item(), rel=1e-6)
+    one_branch = NCLContrastiveLoss(channels=4, temperature=TAU, max_anchors=0, terms="pn,se_pos")
+    one_branch.load_state_dict(full.state_dict())
+    out = one_branch(sample)
+    assert out["ncl_se_neg"].item() == 0
+    expected = (reference["ncl_pn"] + reference["ncl_se_pos"]) / 2
+    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
+    with pytest.raises(ValueError, match="--ncl_terms 'pn,contour'"):
+        NCLContrastiveLoss(channels=4, terms="pn,contour")

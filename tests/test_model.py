@@ -126,3 +126,33 @@ def test_bad_arguments_are_clear_errors():
         NCL(backbone="resnet_nope")
     with pytest.raises(CheckpointError, match="--pretrained_path /no/such.pth: no such file"):
         NCL(backbone="resnet18", pretrained_path="/no/such.pth")
+
+
+def test_channels_last_gives_the_same_predictions_and_trains(batch):
+    torch.manual_seed(3)
+    model = NCL(backbone="resnet18", patch_size=16).eval()
+    with torch.no_grad():
+        reference = model(batch["image"])["pred_mask"]
+        model = model.to(memory_format=torch.channels_last)
+        image = batch["image"].contiguous(memory_format=torch.channels_last)
+        assert torch.allclose(model(image)["pred_mask"], reference, atol=1e-4)
+    model.train()
+    out = model(image, batch["mask"])
+    out["backward_loss"].backward()
+    assert torch.isfinite(out["backward_loss"]) and model.net.encoder.conv1.weight.grad is not None
+
+
+def test_losses_are_computed_in_float32_under_bfloat16_autocast(batch):
+    model = NCL(backbone="resnet18", patch_size=16).train()
+    torch.manual_seed(5)
+    logits, block1 = model.net(batch["image"])
+    logits, block1 = [l.detach() for l in logits], block1.detach()
+    torch.manual_seed(7)
+    plain = model.contrastive_loss(model.sampler(block1, batch["mask"]))["loss"] + model.segmentation_loss(logits, batch["mask"])["loss"]
+    torch.manual_seed(7)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        sample = model.sampler(block1.bfloat16(), batch["mask"])
+        mixed = model.contrastive_loss(sample)["loss"] + model.segmentation_loss([l.bfloat16() for l in logits], batch["mask"])["loss"]
+    assert mixed.dtype == torch.float32
+    # The only difference is the bfloat16 rounding of the inputs: the arithmetic itself is float32.
+    assert mixed.item() == pytest.approx(plain.item(), rel=2e-2)
