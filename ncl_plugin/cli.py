@@ -132,6 +132,18 @@ def synth_parser() -> argparse.ArgumentParser:
     return p
 
 
+def compare_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="benco compare", description="Runs side by side: one row per run (seeds pooled), one column per test set and metric.")
+    p.add_argument("runs", nargs="+", help="benco train output folders, or benco test results (test_results.json)")
+    p.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"])
+    p.add_argument("--metric", default=None, help="comma list of metrics to show, e.g. pixel-F1,pixel-AUC (default: all)")
+    p.add_argument("--select", default="best", choices=["best", "last"], help="which epoch of each run: best (IMDL-BenCo's rule) or last")
+    p.add_argument("--out", default=None, help="also write the table to this file")
+    p.add_argument("--plot", default=None, help="draw the table as grouped bars into this PNG")
+    p.add_argument("--debug", action="store_true")
+    return p
+
+
 PARSERS: Dict[str, Callable[[], argparse.ArgumentParser]] = {
     "train": train_parser,
     "test": test_parser,
@@ -139,11 +151,14 @@ PARSERS: Dict[str, Callable[[], argparse.ArgumentParser]] = {
     "complexity": complexity_parser,
     "predict": predict_parser,
     "synth": synth_parser,
+    "compare": compare_parser,
 }
 
 
 def config_keys() -> set:
-    return {a.dest for make in PARSERS.values() for a in make()._actions} - {"help"}
+    """Keys a --config file may hold: the flags of the commands that take one."""
+    commands = ("train", "test", "test-robust", "complexity", "predict")
+    return {a.dest for name in commands for a in PARSERS[name]()._actions} - {"help"}
 
 
 # ---------------------------------------------------------------- commands
@@ -212,6 +227,15 @@ def cmd_synth(argv: List[str]) -> int:
     return 0
 
 
+def cmd_compare(argv: List[str]) -> int:
+    from .report import compare
+
+    args = compare_parser().parse_args(argv)
+    metrics = [m for m in args.metric.split(",") if m] if args.metric else None
+    print(compare(args.runs, args.format, metrics, args.select, args.out, args.plot), end="")
+    return 0
+
+
 COMMANDS: Dict[str, Callable[[List[str]], int]] = {
     "train": cmd_train,
     "test": cmd_test,
@@ -219,6 +243,7 @@ COMMANDS: Dict[str, Callable[[List[str]], int]] = {
     "complexity": cmd_complexity,
     "predict": cmd_predict,
     "synth": cmd_synth,
+    "compare": cmd_compare,
 }
 
 HELP = """usage: benco <command> [flags]
@@ -232,6 +257,7 @@ commands:
   complexity   parameters and FLOPs (fvcore)
   predict      masks and overlays for your own images
   synth        build the synthetic manipulation dataset
+  compare      runs side by side: Markdown, LaTeX or CSV tables, grouped bars
   init         (IMDL-BenCo) write IMDL-BenCo's scripts into this folder
   env          (IMDL-BenCo) show environment information
   -v           (IMDL-BenCo) show IMDL-BenCo's version

@@ -1,0 +1,284 @@
+"""``benco compare``: runs side by side, as Markdown, LaTeX or CSV tables and grouped bars.
+
+A run is a ``benco train`` output folder (its ``log.txt`` and ``summary.json``)
+or a ``benco test`` result (``test_results.json``, or a folder holding one).
+Runs whose settings differ only in ``--seed`` form one row: mean ± standard
+deviation over the seeds.
+"""
+import json
+import re
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from .errors import UsageError
+
+RULES = {
+    "best": "the epoch with the best mean of all test metrics over all test sets (IMDL-BenCo's rule)",
+    "last": "the last tested epoch",
+}
+# Settings that say where or how a run executed, not what it learned.
+IGNORED = {
+    "output_dir", "log_dir", "resume", "start_epoch", "seed", "rank", "gpu", "world_size", "distributed",
+    "device", "num_workers", "pin_mem", "debug", "dist_url", "local_rank", "config", "trust_checkpoint",
+    "skip_bad_samples", "test_batch_size", "log_per_epoch_count", "save_period", "max_nonfinite_steps",
+    "if_not_amp", "no_model_eval", "metrics", "test_period", "channels_last",
+}
+
+
+@dataclass
+class Run:
+    name: str
+    path: str
+    settings: Dict
+    epoch: int
+    metrics: Dict[str, Dict[str, float]]  # test set -> metric -> value
+    seed: Optional[int] = None
+
+
+@dataclass
+class Row:
+    label: str
+    runs: List[Run] = field(default_factory=list)
+
+    def values(self, test_set: str, metric: str) -> List[float]:
+        return [r.metrics[test_set][metric] for r in self.runs if metric in r.metrics.get(test_set, {})]
+
+
+def metric_key(name: str) -> str:
+    """'pixel-F1', 'pixel-level F1' and 'pixel_f1' all name the same metric."""
+    return re.sub(r"[^a-z0-9]", "", name.lower().replace("level", ""))
+
+
+def _mean_of(metrics: Dict[str, Dict[str, float]]) -> float:
+    values = [v for per_set in metrics.values() for v in per_set.values()]
+    return sum(values) / len(values)
+
+
+def _pick(rows: List[Tuple[int, Dict]], select: str) -> Tuple[int, Dict]:
+    if select == "last":
+        return rows[-1]
+    return max(rows, key=lambda row: _mean_of(row[1]))
+
+
+def load_run(path: str, select: str) -> Run:
+    folder = Path(path)
+    results = folder if folder.is_file() else folder / "test_results.json"
+    log = folder / "log.txt"
+    summary = folder / "summary.json"
+    settings: Dict = {}
+    if summary.is_file():
+        data = json.loads(summary.read_text())
+        settings = {**data.get("args", {}), **data.get("model_args", {})}
+    if folder.is_dir() and log.is_file():
+        tested = []
+        for line in log.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                if row.get("test_metrics"):
+                    tested.append((row["epoch"], row["test_metrics"]))
+        if not tested:
+            raise UsageError(f"{path}: log.txt holds no test metrics yet")
+        epoch, metrics = _pick(tested, select)
+    elif results.is_file():
+        by_epoch: Dict[int, Dict] = {}
+        for row in json.loads(results.read_text()):
+            values = {k: v for k, v in row.items() if isinstance(v, float)}
+            by_epoch.setdefault(row["epoch"], {})[row["test set"]] = values
+        epoch, metrics = _pick(sorted(by_epoch.items()), select)
+        if not settings and (results.parent / "summary.json").is_file():
+            data = json.loads((results.parent / "summary.json").read_text())
+            settings = {**data.get("args", {}), **data.get("model_args", {})}
+    else:
+        raise UsageError(f"{path}: neither a training folder (log.txt) nor a benco test result (test_results.json)")
+    return Run(name=folder.name if folder.is_dir() else folder.stem, path=str(path), settings=settings,
+               epoch=epoch, metrics=metrics, seed=settings.get("seed"))
+
+
+def group(runs: List[Run]) -> List[Row]:
+    """Rows labelled by the model and the settings where a run departs from the usual value; seeds are pooled."""
+    keys = sorted({k for r in runs for k in r.settings} - IGNORED - {"model"})
+    usual = {}
+    for key in keys:
+        values = [json.dumps(r.settings[key], sort_keys=True) for r in runs if key in r.settings]
+        if len(set(values)) > 1:
+            usual[key] = max(sorted(set(values)), key=values.count)
+    rows: Dict[str, Row] = {}
+    for run in runs:
+        model = run.settings.get("model") or run.name
+        parts = [f"{k}={run.settings[k]}" for k in usual if k in run.settings
+                 and json.dumps(run.settings[k], sort_keys=True) != usual[k]]
+        label = model + (f" ({', '.join(parts)})" if parts else "")
+        if not run.settings:  # no recorded settings: one row per run
+            label = run.name
+        rows.setdefault(label, Row(label)).runs.append(run)
+    return list(rows.values())
+
+
+@dataclass
+class Table:
+    columns: List[Tuple[str, str]]  # (test set or "mean", metric)
+    rows: List[Row]
+    cells: List[List[Tuple[Optional[float], Optional[float], int]]]  # (mean, std, n)
+    best: List[Optional[int]]  # row index of the best value per column
+    rule: str
+
+
+def build_table(runs: List[Run], metrics: Optional[List[str]], select: str) -> Table:
+    rows = group(runs)
+    test_sets = sorted({s for r in runs for s in r.metrics})
+    names = sorted({m for r in runs for per_set in r.metrics.values() for m in per_set})
+    if metrics:
+        wanted = {metric_key(m): m for m in metrics}
+        chosen = [n for n in names if metric_key(n) in wanted]
+        unknown = set(wanted) - {metric_key(n) for n in chosen}
+        if unknown:
+            raise UsageError(f"--metric {', '.join(wanted[u] for u in sorted(unknown))}: not in these runs (they have {', '.join(names)})")
+        names = chosen
+    columns = [(s, m) for m in names for s in test_sets] + [("mean", m) for m in names]
+    cells = []
+    for row in rows:
+        line = []
+        for test_set, metric in columns:
+            if test_set == "mean":
+                per_run = []
+                for run in row.runs:
+                    values = [run.metrics[s][metric] for s in test_sets if metric in run.metrics.get(s, {})]
+                    if values:
+                        per_run.append(sum(values) / len(values))
+                values = per_run
+            else:
+                values = row.values(test_set, metric)
+            if not values:
+                line.append((None, None, 0))
+            else:
+                std = statistics.stdev(values) if len(values) > 1 else None
+                line.append((statistics.fmean(values), std, len(values)))
+        cells.append(line)
+    best = []
+    for j in range(len(columns)):
+        candidates = [(line[j][0], i) for i, line in enumerate(cells) if line[j][0] is not None]
+        best.append(max(candidates)[1] if len(candidates) > 1 else None)  # nothing to mark in a column of one
+    return Table(columns, rows, cells, best, RULES[select])
+
+
+def _header(column: Tuple[str, str]) -> str:
+    test_set, metric = column
+    return f"{test_set} {metric}"
+
+
+def _cell(value: Tuple[Optional[float], Optional[float], int], digits: int = 3, pm: str = " ± ") -> str:
+    mean, std, _ = value
+    if mean is None:
+        return "–"
+    return f"{mean:.{digits}f}" + (f"{pm}{std:.{digits}f}" if std is not None else "")
+
+
+def _seeds_note(table: Table) -> str:
+    counts = sorted({len(r.runs) for r in table.rows})
+    if counts == [1]:
+        return "one run per row"
+    return "mean ± standard deviation over " + "/".join(str(c) for c in counts) + " runs (seeds) per row"
+
+
+def to_markdown(table: Table) -> str:
+    lines = [f"Epoch of each run: {table.rule}; {_seeds_note(table)}; best value per column in bold.", ""]
+    lines.append("| run | " + " | ".join(_header(c) for c in table.columns) + " |")
+    lines.append("| --- |" + " ---: |" * len(table.columns))
+    for i, row in enumerate(table.rows):
+        cells = [f"**{_cell(v)}**" if table.best[j] == i else _cell(v) for j, v in enumerate(table.cells[i])]
+        lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in text)
+
+
+def to_latex(table: Table) -> str:
+    lines = [
+        f"% Epoch of each run: {table.rule}; {_seeds_note(table)}; best value per column in bold.",
+        "% Needs \\usepackage{booktabs}.",
+        "\\begin{tabular}{l" + "r" * len(table.columns) + "}",
+        "\\toprule",
+        "Run & " + " & ".join(latex_escape(_header(c)) for c in table.columns) + " \\\\",
+        "\\midrule",
+    ]
+    for i, row in enumerate(table.rows):
+        cells = []
+        for j, value in enumerate(table.cells[i]):
+            text = _cell(value, pm=" $\\pm$ ").replace("–", "--")
+            cells.append(f"\\textbf{{{text}}}" if table.best[j] == i else text)
+        lines.append(latex_escape(row.label) + " & " + " & ".join(cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(table: Table) -> str:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out)
+    header = ["run", "runs"]
+    for column in table.columns:
+        header += [_header(column), f"{_header(column)} std"]
+    writer.writerow(header)
+    for i, row in enumerate(table.rows):
+        line = [row.label, len(row.runs)]
+        for mean, std, _ in table.cells[i]:
+            line += ["" if mean is None else repr(round(mean, 6)), "" if std is None else repr(round(std, 6))]
+        writer.writerow(line)
+    best = ["best", ""]
+    for j in range(len(table.columns)):
+        best += [table.rows[table.best[j]].label if table.best[j] is not None else "", ""]
+    writer.writerow(best)
+    return out.getvalue()
+
+
+def plot(table: Table, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    columns = table.columns
+    width = 0.8 / max(1, len(table.rows))
+    figure, axis = plt.subplots(figsize=(max(6, 1.6 * len(columns) * max(1, len(table.rows)) / 2), 4))
+    for i, row in enumerate(table.rows):
+        means = [c[0] if c[0] is not None else 0 for c in table.cells[i]]
+        errors = [c[1] if c[1] is not None else 0 for c in table.cells[i]]
+        positions = [j + (i - (len(table.rows) - 1) / 2) * width for j in range(len(columns))]
+        axis.bar(positions, means, width, yerr=errors, capsize=3, label=row.label)
+    axis.set_xticks(range(len(columns)))
+    axis.set_xticklabels([_header(c) for c in columns], rotation=20, ha="right")
+    axis.set_ylim(0, 1)
+    axis.set_title(f"Epoch: {table.rule.split(' (')[0]}", fontsize=9)
+    axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+FORMATS = {"markdown": to_markdown, "latex": to_latex, "csv": to_csv}
+
+
+def compare(paths: List[str], fmt: str = "markdown", metrics: Optional[List[str]] = None, select: str = "best",
+            out: Optional[str] = None, plot_path: Optional[str] = None) -> str:
+    if select not in RULES:
+        raise UsageError(f"--select {select}: use best or last")
+    if fmt not in FORMATS:
+        raise UsageError(f"--format {fmt}: use markdown, latex or csv")
+    runs = [load_run(p, select) for p in paths]
+    table = build_table(runs, metrics, select)
+    text = FORMATS[fmt](table)
+    if out:
+        Path(out).write_text(text)
+    if plot_path:
+        plot(table, plot_path)
+    return text

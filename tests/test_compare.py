@@ -1,0 +1,111 @@
+"""`benco compare`: numbers from the runs' logs, three formats, seeds pooled, grouped bars."""
+import json
+import subprocess
+import shutil
+from pathlib import Path
+
+import pytest
+
+from ncl_plugin import cli
+from ncl_plugin.report import compare
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def make_run(folder: Path, model: str, seed: int, epochs, extra=None):
+    """A training folder as `benco train` writes it: log.txt lines and summary.json."""
+    folder.mkdir(parents=True)
+    lines = []
+    for epoch, metrics in epochs:
+        lines.append(json.dumps({"train_total": 1.0, "epoch": epoch, "test_metrics": metrics}))
+    lines.insert(1, json.dumps({"train_total": 0.9, "epoch": 99}))  # an epoch without a test
+    (folder / "log.txt").write_text("\n".join(lines) + "\n")
+    args = {"model": model, "seed": seed, "epochs": 3, "output_dir": str(folder), "image_size": 128}
+    model_args = {"backbone": "resnet18", "temperature": 0.1, **(extra or {})} if model != "segformer" else {}
+    (folder / "summary.json").write_text(json.dumps({"args": args, "model_args": model_args}))
+    return folder
+
+
+def m(f1_a, auc_a, f1_b, auc_b):
+    return {"CASIAv1": {"pixel-level F1": f1_a, "pixel-level AUC": auc_a},
+            "Columbia": {"pixel-level F1": f1_b, "pixel-level AUC": auc_b}}
+
+
+@pytest.fixture
+def runs(tmp_path):
+    return [
+        # NCL, two seeds. Best epochs by the mean of all four numbers: seed 0 -> epoch 1, seed 1 -> epoch 0.
+        make_run(tmp_path / "ncl-s0", "ncl", 0, [(0, m(0.1, 0.6, 0.2, 0.7)), (1, m(0.3, 0.8, 0.4, 0.9)), (2, m(0.2, 0.7, 0.3, 0.8))]),
+        make_run(tmp_path / "ncl-s1", "ncl", 1, [(0, m(0.5, 0.9, 0.6, 0.9)), (1, m(0.1, 0.5, 0.1, 0.5))]),
+        make_run(tmp_path / "seg-s0", "segformer", 0, [(0, m(0.45, 0.7, 0.05, 0.6))]),
+        make_run(tmp_path / "ncl-t", "ncl", 0, [(0, m(0.2, 0.6, 0.2, 0.6))], extra={"temperature": 0.5}),
+    ]
+
+
+def test_markdown_numbers_come_from_the_logs(runs):
+    text = compare([str(r) for r in runs], "markdown", metrics=["pixel-F1"])
+    lines = text.splitlines()
+    assert lines[0].startswith("Epoch of each run: the epoch with the best mean of all test metrics over all test sets")
+    assert "mean ± standard deviation over 1/2 runs (seeds) per row" in lines[0]
+    assert lines[2] == "| run | CASIAv1 pixel-level F1 | Columbia pixel-level F1 | mean pixel-level F1 |"
+    rows = {line.split(" | ")[0][2:]: line for line in lines[4:]}
+    # NCL seeds: CASIAv1 F1 0.3 and 0.5 -> 0.400 ± 0.141; Columbia 0.4 and 0.6 -> 0.500 ± 0.141; means 0.35, 0.55.
+    assert rows["ncl"] == "| ncl | 0.400 ± 0.141 | **0.500 ± 0.141** | **0.450 ± 0.141** |"
+    assert rows["segformer"] == "| segformer | **0.450** | 0.050 | 0.250 |"
+    assert rows["ncl (temperature=0.5)"] == "| ncl (temperature=0.5) | 0.200 | 0.200 | 0.200 |"
+
+
+def test_last_epoch_rule(runs):
+    text = compare([str(runs[0])], "markdown", metrics=["pixel-F1"], select="last")
+    assert "the last tested epoch" in text and "| ncl | 0.200 | 0.300 | 0.250 |" in text
+
+
+def test_latex_matches_the_fixture(runs):
+    text = compare([str(r) for r in runs], "latex")
+    assert text == (FIXTURES / "compare.tex").read_text()
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_latex_compiles(runs, tmp_path):
+    body = compare([str(r) for r in runs], "latex")
+    document = "\\documentclass{article}\\usepackage{booktabs}\\usepackage[margin=1cm,landscape]{geometry}\\begin{document}\n" + body + "\\end{document}\n"
+    (tmp_path / "t.tex").write_text(document)
+    result = subprocess.run(["pdflatex", "-interaction=nonstopmode", "t.tex"], cwd=tmp_path, capture_output=True, timeout=120)
+    assert result.returncode == 0 and (tmp_path / "t.pdf").exists()
+
+
+def test_csv_holds_means_stds_and_the_best_row(runs):
+    import csv
+    import io
+
+    rows = list(csv.reader(io.StringIO(compare([str(r) for r in runs], "csv", metrics=["pixel-AUC"]))))
+    header = rows[0]
+    assert header[:4] == ["run", "runs", "CASIAv1 pixel-level AUC", "CASIAv1 pixel-level AUC std"]
+    ncl = rows[1]
+    assert ncl[0] == "ncl" and ncl[1] == "2"
+    assert float(ncl[2]) == pytest.approx(0.85) and float(ncl[3]) == pytest.approx(0.0707107, abs=1e-6)
+    assert rows[-1][0] == "best" and rows[-1][2] == "ncl"
+
+
+def test_benco_compare_command_writes_file_and_plot(runs, tmp_path, capsys):
+    out, plot = tmp_path / "table.md", tmp_path / "bars.png"
+    assert cli.main(["compare", *map(str, runs), "--out", str(out), "--plot", str(plot), "--metric", "pixel-F1,pixel-AUC"]) == 0
+    assert out.read_text() == capsys.readouterr().out
+    from PIL import Image
+
+    assert Image.open(plot).size[0] > 300
+
+
+def test_benco_test_results_are_runs_too(tmp_path):
+    results = [
+        {"checkpoint": "checkpoint-0.pth", "epoch": 0, "test set": "CASIAv1", "pixel-level F1": 0.2},
+        {"checkpoint": "checkpoint-5.pth", "epoch": 5, "test set": "CASIAv1", "pixel-level F1": 0.6},
+    ]
+    (tmp_path / "test_results.json").write_text(json.dumps(results))
+    text = compare([str(tmp_path / "test_results.json")], "markdown")
+    assert "| test_results | 0.600 | 0.600 |" in text
+
+
+def test_unknown_metric_is_named(runs, capsys):
+    assert cli.main(["compare", str(runs[0]), "--metric", "pixel-IoU"]) == 2
+    assert "--metric pixel-IoU: not in these runs" in capsys.readouterr().err
