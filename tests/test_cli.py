@@ -88,3 +88,18 @@ def test_a_shared_config_ignores_flags_of_other_models(capsys):
     assert model_class.__name__ == "unet" and vars(model_args) == {}
     assert args.epochs > 0 and args.image_size % 32 == 0
     assert "backbone is not a flag of unet; ignored" in capsys.readouterr().out
+
+
+def test_a_model_whose_weight_file_is_missing_is_a_one_line_error(tmp_path):
+    import torch
+
+    from ncl_plugin.engine import build_model
+
+    missing = tmp_path / "no_such_weights.pth"
+    args, model_args, model_class = parse_train(["--model", "segformer", "--pretrain_pth_path", str(missing)])
+    args.distributed = False
+    with pytest.raises(UsageError) as caught:
+        build_model(model_class, args, model_args, torch.device("cpu"))
+    message = str(caught.value)
+    assert message.startswith("--model segformer could not be built: FileNotFoundError")
+    assert str(missing) in message and "\n" not in message
