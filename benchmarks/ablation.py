@@ -1,0 +1,69 @@
+"""Ablations of NCL: which parts matter, and the sensitivity to its four hyper-parameters.
+
+    python benchmarks/ablation.py                      # one seed, about 50 minutes on a 2-core CPU
+    python benchmarks/ablation.py --seeds 0,1,2 --only full,no_contour,one_branch,no_pc_weighting
+
+Variants (each trained like benchmarks/accuracy.py trains NCL, same budget):
+  full               NCL with its defaults
+  no_contour         contour patches dropped: tampered vs authentic only (--ncl_terms pn)
+  one_branch         one pivot branch, se+ only (--ncl_terms pn,se_pos)
+  no_pc_weighting    no pivot-consistent weighting (--contour_weight 0)
+  patch_size=P, temperature=T, contrast_weight=W, contour_weight=M: one value changed at a time
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from runs import MODEL_FLAGS, add_budget_flags, compare, run_all  # noqa: E402
+
+# Around the defaults (patch 16 at 128x128, tau 0.1, omega 0.5, mu 0.7); the first value of every
+# sweep runs before the second ones, so that a run cut short still has one point on each side of
+# the defaults it reached.
+SWEEPS = {
+    "contrast_weight": [1.0, 0.1],
+    "temperature": [0.5, 0.05],
+    "contour_weight": [0.3, 1.0],
+    "patch_size": [8, 32],
+}
+
+
+def variants(args):
+    base = MODEL_FLAGS["ncl"](args)
+    out = [
+        ("full", []),
+        ("no_contour", ["--ncl_terms", "pn"]),
+        ("one_branch", ["--ncl_terms", "pn,se_pos"]),
+        ("no_pc_weighting", ["--contour_weight", "0"]),
+    ]
+    for position in range(max(len(v) for v in SWEEPS.values())):
+        for flag, values in SWEEPS.items():
+            if position < len(values):
+                out.append((f"{flag}={values[position]}", [f"--{flag}", str(values[position])]))
+    jobs = []
+    for name, extra in out:
+        flags = list(base)
+        for i in range(0, len(extra), 2):  # a variant's flag replaces the base one
+            if extra[i] in flags:
+                index = flags.index(extra[i])
+                del flags[index : index + 2]
+        jobs.append({"name": name, "model": "ncl", "flags": flags + extra})
+    return jobs
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default=None, help="comma list of variant names to run")
+    add_budget_flags(parser)
+    parser.set_defaults(seeds="0", out="runs/ablation")
+    args = parser.parse_args(argv)
+    jobs = variants(args)
+    if args.only:
+        wanted = set(args.only.split(","))
+        jobs = [j for j in jobs if j["name"] in wanted]
+    folders = run_all(jobs, args)
+    compare(folders, args.out, f"NCL ablations ({args.epochs} epochs, {args.image_size}x{args.image_size}, seeds {args.seeds})")
+
+
+if __name__ == "__main__":
+    main()
