@@ -121,7 +121,7 @@ class Table:
     columns: List[Tuple[str, str]]  # (test set or "mean", metric)
     rows: List[Row]
     cells: List[List[Tuple[Optional[float], Optional[float], int]]]  # (mean, std, n)
-    best: List[Optional[int]]  # row index of the best value per column
+    best: List[List[int]]  # rows holding the best value of each column (ties: all; a column all equal: none)
     rule: str
 
 
@@ -136,7 +136,9 @@ def build_table(runs: List[Run], metrics: Optional[List[str]], select: str) -> T
         if unknown:
             raise UsageError(f"--metric {', '.join(wanted[u] for u in sorted(unknown))}: not in these runs (they have {', '.join(names)})")
         names = chosen
-    columns = [(s, m) for m in names for s in test_sets] + [("mean", m) for m in names]
+    columns = [(s, m) for m in names for s in test_sets]
+    if len(test_sets) > 1:  # with one test set the mean would repeat its columns
+        columns += [("mean", m) for m in names]
     cells = []
     for row in rows:
         line = []
@@ -158,8 +160,11 @@ def build_table(runs: List[Run], metrics: Optional[List[str]], select: str) -> T
         cells.append(line)
     best = []
     for j in range(len(columns)):
-        candidates = [(line[j][0], i) for i, line in enumerate(cells) if line[j][0] is not None]
-        best.append(max(candidates)[1] if len(candidates) > 1 else None)  # nothing to mark in a column of one
+        # Compared as printed (3 decimals), so that a bold value is visibly the best.
+        shown = {i: round(line[j][0], 3) for i, line in enumerate(cells) if line[j][0] is not None}
+        top = max(shown.values(), default=None)
+        winners = [i for i, value in shown.items() if value == top]
+        best.append(winners if len(shown) > 1 and len(winners) < len(shown) else [])
     return Table(columns, rows, cells, best, RULES[select])
 
 
@@ -183,11 +188,11 @@ def _seeds_note(table: Table) -> str:
 
 
 def to_markdown(table: Table) -> str:
-    lines = [f"Epoch of each run: {table.rule}; {_seeds_note(table)}; best value per column in bold.", ""]
+    lines = [f"Epoch of each run: {table.rule}; {_seeds_note(table)}; best value per column in bold (none where a column is all equal).", ""]
     lines.append("| run | " + " | ".join(_header(c) for c in table.columns) + " |")
     lines.append("| --- |" + " ---: |" * len(table.columns))
     for i, row in enumerate(table.rows):
-        cells = [f"**{_cell(v)}**" if table.best[j] == i else _cell(v) for j, v in enumerate(table.cells[i])]
+        cells = [f"**{_cell(v)}**" if i in table.best[j] else _cell(v) for j, v in enumerate(table.cells[i])]
         lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -202,7 +207,7 @@ def latex_escape(text: str) -> str:
 
 def to_latex(table: Table) -> str:
     lines = [
-        f"% Epoch of each run: {table.rule}; {_seeds_note(table)}; best value per column in bold.",
+        f"% Epoch of each run: {table.rule}; {_seeds_note(table)}; best value per column in bold (none where a column is all equal).",
         "% Needs \\usepackage{booktabs}.",
         "\\begin{tabular}{l" + "r" * len(table.columns) + "}",
         "\\toprule",
@@ -213,7 +218,7 @@ def to_latex(table: Table) -> str:
         cells = []
         for j, value in enumerate(table.cells[i]):
             text = _cell(value, pm=" $\\pm$ ").replace("–", "--")
-            cells.append(f"\\textbf{{{text}}}" if table.best[j] == i else text)
+            cells.append(f"\\textbf{{{text}}}" if i in table.best[j] else text)
         lines.append(latex_escape(row.label) + " & " + " & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
     return "\n".join(lines) + "\n"
@@ -236,7 +241,7 @@ def to_csv(table: Table) -> str:
         writer.writerow(line)
     best = ["best", ""]
     for j in range(len(table.columns)):
-        best += [table.rows[table.best[j]].label if table.best[j] is not None else "", ""]
+        best += [" / ".join(table.rows[i].label for i in table.best[j]), ""]
     writer.writerow(best)
     return out.getvalue()
 

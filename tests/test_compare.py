@@ -103,9 +103,20 @@ def test_benco_test_results_are_runs_too(tmp_path):
     ]
     (tmp_path / "test_results.json").write_text(json.dumps(results))
     text = compare([str(tmp_path / "test_results.json")], "markdown")
-    assert "| test_results | 0.600 | 0.600 |" in text
+    assert "| test_results | 0.600 |\n" in text  # epoch 5, the best; one test set: no mean column
 
 
 def test_unknown_metric_is_named(runs, capsys):
     assert cli.main(["compare", str(runs[0]), "--metric", "pixel-IoU"]) == 2
     assert "--metric pixel-IoU: not in these runs" in capsys.readouterr().err
+
+
+def test_one_test_set_has_no_mean_columns_and_ties_are_not_bolded(tmp_path):
+    one = {"synthetic": {"pixel-level F1": 0.0, "pixel-level AUC": 0.7}}
+    other = {"synthetic": {"pixel-level F1": 0.0, "pixel-level AUC": 0.6}}
+    a = make_run(tmp_path / "a", "ncl", 0, [(0, one)])
+    b = make_run(tmp_path / "b", "segformer", 0, [(0, other)])
+    lines = compare([str(a), str(b)], "markdown").splitlines()
+    assert lines[2] == "| run | synthetic pixel-level AUC | synthetic pixel-level F1 |"
+    assert lines[4] == "| ncl | **0.700** | 0.000 |"  # the F1 column is all equal: nothing in bold
+    assert lines[5] == "| segformer | 0.600 | 0.000 |"
