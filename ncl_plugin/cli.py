@@ -180,7 +180,8 @@ def _with_default_config(argv: List[str]) -> List[str]:
     """Without data and without a config, `benco train` is the quickstart on the synthetic set."""
     given = {a.split("=")[0] for a in argv}
     if "--data_path" not in given and "--config" not in given:
-        print("No --data_path and no --config: training on the embedded synthetic set with configs/quickstart.yaml")
+        if not given & {"-h", "--help"}:
+            print("No --data_path and no --config: training on the embedded synthetic set with configs/quickstart.yaml")
         return ["--config", "quickstart", *argv]
     return argv
 

@@ -174,6 +174,10 @@ def parse(
 
     own = {a.dest for a in parser._actions}
     model_class, model_keys = None, set()
+    wants_help = "-h" in argv or "--help" in argv
+    if with_model and wants_help and not (early.model or config.get("model") or inherited_model):
+        parser.epilog = "Add --model NAME (e.g. --model ncl) to --help to list that model's own flags too."
+        parser.parse_args(["--help"])  # prints the command's flags and exits 0
     if with_model:
         model_class = get_model_class(early.model or config.get("model") or inherited_model)
         model_parser = model_argparser(model_class)

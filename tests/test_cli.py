@@ -103,3 +103,13 @@ def test_a_model_whose_weight_file_is_missing_is_a_one_line_error(tmp_path):
     message = str(caught.value)
     assert message.startswith("--model segformer could not be built: FileNotFoundError")
     assert str(missing) in message and "\n" not in message
+
+
+@pytest.mark.parametrize("command", ["test", "test-robust", "complexity", "predict"])
+def test_help_without_a_model_lists_the_commands_flags(command, capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main([command, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: benco {command}") and "--model" in out
+    assert "Add --model NAME" in out and "--patch_size" not in out  # the model's flags need --model
