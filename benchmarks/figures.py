@@ -21,6 +21,8 @@ from typing import Dict, List, Tuple
 import numpy as np
 from PIL import Image
 
+from ncl_plugin.engine import read_log
+
 LOSS_KEYS = ("train_total", "train_backward_loss", "train_combined_loss", "train_predict_loss")
 KINDS = ("splice", "copymove", "removal", "authentic")
 
@@ -114,11 +116,6 @@ def prediction_grid(runs: Dict[str, List[Path]], seed: int, count: int, path: Pa
     plt.close(fig)
 
 
-def read_log(run: Path) -> List[dict]:
-    with open(run / "log.txt") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
-
 def curves(runs: Dict[str, List[Path]], path: Path) -> None:
     import matplotlib
 
@@ -130,7 +127,7 @@ def curves(runs: Dict[str, List[Path]], path: Path) -> None:
               ("test pixel AUC", "test_pixel-level AUC")]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.2))
     for name, folders in runs.items():
-        logs = [read_log(r) for r in folders]
+        logs = [read_log(str(r)) for r in folders]
         for ax, (title, key) in zip(axes, panels):
             series = []
             for log in logs:

@@ -26,6 +26,7 @@ import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).parent))  # runs.py, beside this script
 warnings.filterwarnings("ignore")
 
 TARGETS = {"train": 1.05, "inference": 1.01, "memory": 1.05}
@@ -297,12 +298,9 @@ def sampler_curve(args, grids):
 def _empty_weights():
     import tempfile
 
-    import torch
+    from runs import empty_weights
 
-    path = os.path.join(tempfile.gettempdir(), "ncl_speed_random_init.pth")
-    if not os.path.exists(path):
-        torch.save({}, path)
-    return path
+    return str(empty_weights(os.path.join(tempfile.gettempdir(), "ncl_speed")))
 
 
 def print_table(title, header, rows):
