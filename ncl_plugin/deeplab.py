@@ -3,6 +3,7 @@
 Pure torch and timm: nothing here knows about IMDL-BenCo, and nothing is ever
 downloaded (the encoder is built with ``pretrained=False``).
 """
+import math
 from typing import List, Sequence, Tuple
 
 import timm
@@ -73,15 +74,18 @@ class DeepSupervisedDecoder(nn.Module):
     the upsampled map, so every stage has its own head for deep supervision.
     """
 
-    def __init__(self, aspp_channels: int, block1_channels: int, stem_channels: int):
+    def __init__(self, aspp_channels: int, block1_channels: int, stem_channels: int, channels: int = 256):
         super().__init__()
+        # Widths at 1/4, 1/2 and 1/1: DeepLabV3+'s 256 at 1/4, then narrower as the maps grow,
+        # since a 3x3 convolution's cost grows with the pixels it covers.
+        c4, c2, c1 = channels, max(channels // 4, 16), max(channels // 8, 8)
         self.refine8 = ConvBNReLU(aspp_channels, aspp_channels)
         self.project4 = ConvBNReLU(block1_channels, 48, 1)
-        self.fuse4 = nn.Sequential(ConvBNReLU(aspp_channels + 48, 256), ConvBNReLU(256, 256))
+        self.fuse4 = nn.Sequential(ConvBNReLU(aspp_channels + 48, c4), ConvBNReLU(c4, c4))
         self.project2 = ConvBNReLU(stem_channels, 32, 1) if stem_channels else None
-        self.fuse2 = ConvBNReLU(256 + (32 if stem_channels else 0), 64)
-        self.fuse1 = ConvBNReLU(64, 32)
-        self.heads = nn.ModuleList([nn.Conv2d(c, 1, 1) for c in (aspp_channels, 256, 64, 32)])
+        self.fuse2 = ConvBNReLU(c4 + (32 if stem_channels else 0), c2)
+        self.fuse1 = ConvBNReLU(c2, c1)
+        self.heads = nn.ModuleList([nn.Conv2d(c, 1, 1) for c in (aspp_channels, c4, c2, c1)])
 
     def forward(self, aspp: torch.Tensor, block1: torch.Tensor, stem, sizes: List[Tuple[int, int]]):
         """sizes: the four output sizes, coarsest first. Returns four (B, 1, h, w) logit maps."""
@@ -104,8 +108,14 @@ class DeepLabV3PlusNet(nn.Module):
       block1: (B, C1, H/4, W/4) block-1 features, the features NCL contrasts.
     """
 
-    def __init__(self, backbone: str = "resnet101", output_stride: int = 8, aspp_channels: int = 256):
+    def __init__(
+        self, backbone: str = "resnet101", output_stride: int = 8, decoder_channels: int = 256, head_prior: float = 0.1
+    ):
         super().__init__()
+        if decoder_channels < 8:
+            raise ValueError(f"--decoder_channels must be at least 8, got {decoder_channels}")
+        if not 0.0 < head_prior < 1.0:
+            raise ValueError(f"--head_prior must be in (0, 1), got {head_prior}")
         if output_stride not in ASPP_RATES:
             raise ValueError(f"--output_stride must be 8 or 16, got {output_stride}")
         try:
@@ -123,12 +133,12 @@ class DeepLabV3PlusNet(nn.Module):
         self.stem_index = max((i for i, r in enumerate(reductions) if r == 2), default=None)
         self.block1_channels = channels[self.block1_index]
         stem_channels = channels[self.stem_index] if self.stem_index is not None else 0
-        self.aspp = ASPP(channels[-1], aspp_channels, ASPP_RATES[output_stride])
-        self.decoder = DeepSupervisedDecoder(aspp_channels, self.block1_channels, stem_channels)
+        self.aspp = ASPP(channels[-1], decoder_channels, ASPP_RATES[output_stride])
+        self.decoder = DeepSupervisedDecoder(decoder_channels, self.block1_channels, stem_channels, decoder_channels)
         self.output_stride = output_stride
-        self._init_new_layers()
+        self._init_new_layers(head_prior)
 
-    def _init_new_layers(self) -> None:
+    def _init_new_layers(self, head_prior: float) -> None:
         for module in list(self.aspp.modules()) + list(self.decoder.modules()):
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
@@ -137,10 +147,13 @@ class DeepLabV3PlusNet(nn.Module):
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
-        # Kaiming on a 1-channel head gives logits of several units at step 0
-        # and a first loss dominated by that; start the heads near 0.5 instead.
+        # Every head starts out predicting head_prior everywhere, about the share of tampered
+        # pixels, as detection heads are initialised (Lin et al., focal loss, 2017). Started at
+        # 0.5, the first steps on a mostly authentic batch drive every output far below 0.5,
+        # and the network then took hundreds of steps to put any pixel back above it.
         for head in self.decoder.heads:
             nn.init.normal_(head.weight, std=0.01)
+            nn.init.constant_(head.bias, math.log(head_prior / (1.0 - head_prior)))
 
     def forward(self, image: torch.Tensor):
         height, width = image.shape[-2:]

@@ -40,6 +40,8 @@ class NCL(nn.Module):
         self,
         backbone: str = "resnet101",
         output_stride: int = 8,
+        decoder_channels: int = 256,
+        head_prior: float = 0.1,
         patch_size: int = 32,
         temperature: float = 0.1,
         contrast_weight: float = 0.5,
@@ -59,7 +61,7 @@ class NCL(nn.Module):
             raise ValueError(f"--contrast_weight must be >= 0, got {contrast_weight}")
         self.patch_size = patch_size
         self.contrast_weight = contrast_weight
-        self.net = DeepLabV3PlusNet(backbone, output_stride)
+        self.net = DeepLabV3PlusNet(backbone, output_stride, decoder_channels, head_prior)
         self.segmentation_loss = _build(
             LOSSES, segmentation_loss, "--segmentation_loss", contour_weight=contour_weight, patch_size=patch_size
         )
@@ -119,6 +121,8 @@ class DeepLabV3Plus(NCL):
         self,
         backbone: str = "resnet101",
         output_stride: int = 8,
+        decoder_channels: int = 256,
+        head_prior: float = 0.1,
         patch_size: int = 32,
         contour_weight: float = 0.0,
         segmentation_loss: str = "PivotConsistentLoss",
@@ -127,6 +131,8 @@ class DeepLabV3Plus(NCL):
         super().__init__(
             backbone=backbone,
             output_stride=output_stride,
+            decoder_channels=decoder_channels,
+            head_prior=head_prior,
             patch_size=patch_size,
             contrast_weight=0.0,
             contour_weight=contour_weight,

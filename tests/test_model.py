@@ -156,3 +156,22 @@ def test_losses_are_computed_in_float32_under_bfloat16_autocast(batch):
     assert mixed.dtype == torch.float32
     # The only difference is the bfloat16 rounding of the inputs: the arithmetic itself is float32.
     assert mixed.item() == pytest.approx(plain.item(), rel=2e-2)
+
+
+@pytest.mark.parametrize("prior", [0.1, 0.5])
+def test_untrained_heads_predict_the_head_prior(batch, prior):
+    model = NCL(backbone="resnet18", output_stride=16, decoder_channels=64, patch_size=16, head_prior=prior).eval()
+    with torch.no_grad():
+        logits, _ = model.net(batch["image"])
+    for stage in logits:  # the 0.01-scale head weights leave every output within a few percent of the prior
+        assert torch.sigmoid(stage).mean().item() == pytest.approx(prior, abs=0.03)
+
+
+def test_decoder_width_sets_the_aspp_and_decoder_channels():
+    narrow = DeepLabV3Plus(backbone="resnet18", output_stride=16, decoder_channels=64)
+    wide = DeepLabV3Plus(backbone="resnet18", output_stride=16)
+    assert [h.in_channels for h in narrow.net.decoder.heads] == [64, 64, 16, 8]
+    assert [h.in_channels for h in wide.net.decoder.heads] == [256, 256, 64, 32]
+    assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in wide.parameters())
+    with pytest.raises(ValueError, match="--head_prior"):
+        DeepLabV3Plus(backbone="resnet18", head_prior=1.0)
