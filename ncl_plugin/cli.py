@@ -39,7 +39,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 def _evaluation(parser: argparse.ArgumentParser, test_batch_size: int = 2) -> None:
     parser.add_argument("--test_batch_size", default=test_batch_size, type=int)
-    parser.add_argument("--metrics", default="pixel-f1", help="comma list of pixel-f1, pixel-auc, pixel-iou, pixel-acc, image-f1, image-auc, image-acc")
+    parser.add_argument("--metrics", default="pixel-f1", help="comma list of pixel-f1 (IMDL-BenCo's fixed 0.5 threshold: the one to cite), pixel-f1-best (each image's best threshold, an upper bound), pixel-auc, pixel-iou, pixel-acc, image-f1, image-auc, image-acc (image-level: the test set needs authentic images)")
     parser.add_argument("--no_model_eval", action="store_true", help="do not call model.eval() before testing")
     parser.add_argument("--if_not_amp", action="store_true", help="no automatic mixed precision (always off on CPU)")
     parser.add_argument("--dist_url", default="env://", help="url used to set up distributed runs")
@@ -53,6 +53,7 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--data_path", default=None, help="training set: a ManiDataset folder, a JsonDataset list or a BalancedDataset list (default: the embedded synthetic set)")
     p.add_argument("--test_data_path", default=None, help="a dataset folder, or a JSON map {name: path} of test sets")
     p.add_argument("--if_predict_label", action="store_true", help="models that can predict a label also train that head")
+    p.add_argument("--augment", default="imdlbenco", help="training augmentations: imdlbenco (IMDL-BenCo train.py's, with resampling, blur and JPEG), lossless (flips and quarter turns only) or none")
     p.add_argument("--batch_size", default=1, type=int, help="batch size per process")
     p.add_argument("--epochs", default=200, type=int)
     p.add_argument("--test_period", default=4, type=int, help="test every N epochs (and after the last)")
@@ -128,6 +129,9 @@ def synth_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", default=0, type=int)
     p.add_argument("--test_fraction", default=0.2, type=float)
     p.add_argument("--authentic_fraction", default=0.1, type=float)
+    p.add_argument("--kinds", default="splice,copymove,removal", help="comma list of the manipulations to draw from, each equally likely")
+    p.add_argument("--holdout", default="test", choices=["test", "validation"],
+                   help="test: hold out the test photographs; validation: never touch them, hold out some training photographs instead (for choosing settings)")
     p.add_argument("--debug", action="store_true")
     return p
 
@@ -218,12 +222,15 @@ def cmd_synth(argv: List[str]) -> int:
     from . import synthetic
 
     args = synth_parser().parse_args(argv)
-    folder = synthetic.build(args.out, args.n, args.size, args.seed, args.test_fraction, args.authentic_fraction)
+    folder = synthetic.build(args.out, args.n, args.size, args.seed, args.test_fraction, args.authentic_fraction,
+                             holdout=args.holdout, kinds=synthetic.parse_kinds(args.kinds))
+    held = "test" if args.holdout == "test" else "val"
     print(
         f"Wrote {args.n} images to {folder}:\n"
-        f"  ManiDataset folders  {folder / 'train'}  {folder / 'test'}\n"
-        f"  JsonDataset lists    {folder / 'train.json'}  {folder / 'test.json'}\n"
-        f"  test-set map         {folder / 'test_datasets.json'}"
+        f"  ManiDataset folders  {folder / 'train'}  {folder / held} (manipulated images only)\n"
+        f"  JsonDataset lists    {folder / 'train.json'}  {folder / f'{held}.json'}\n"
+        f"  test-set map         {folder / f'{held}_datasets.json'}\n"
+        f"  with authentic       {folder / f'{held}_with_authentic.json'} (for image-level metrics)"
     )
     return 0
 

@@ -18,15 +18,6 @@ import yaml
 from .errors import UsageError
 
 PACKAGED_CONFIGS = "ncl_plugin.configs"
-METRICS = {
-    "pixel-f1": "PixelF1",
-    "pixel-auc": "PixelAUC",
-    "pixel-iou": "PixelIOU",
-    "pixel-acc": "PixelAccuracy",
-    "image-f1": "ImageF1",
-    "image-auc": "ImageAUC",
-    "image-acc": "ImageAccuracy",
-}
 
 
 def closest(word: str, choices: Iterable[str]) -> str:

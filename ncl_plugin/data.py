@@ -14,7 +14,7 @@ from .errors import UsageError
 from .validation import check_mani_folder
 
 
-def train_transform() -> albu.Compose:
+def _imdlbenco_augmentations() -> albu.Compose:
     """IMDL-BenCo train.py's augmentations, unchanged, so that every model sees the same data."""
     return albu.Compose(
         [
@@ -29,6 +29,26 @@ def train_transform() -> albu.Compose:
             albu.GaussianBlur(blur_limit=(3, 7), p=0.2),
         ]
     )
+
+
+def _lossless_augmentations() -> albu.Compose:
+    """Flips and quarter turns only: they move pixels without resampling, re-compressing or
+    blurring them, so the traces a test image carries are the traces training images carry."""
+    return albu.Compose([albu.HorizontalFlip(p=0.5), albu.VerticalFlip(p=0.5), albu.RandomRotate90(p=0.5)])
+
+
+AUGMENTATIONS = {
+    "imdlbenco": _imdlbenco_augmentations,
+    "lossless": _lossless_augmentations,
+    "none": lambda: albu.Compose([]),
+}
+
+
+def train_transform(name: str = "imdlbenco") -> albu.Compose:
+    """``--augment``: imdlbenco (IMDL-BenCo train.py's list), lossless or none."""
+    if name not in AUGMENTATIONS:
+        raise UsageError(f"--augment {name}: use one of {', '.join(AUGMENTATIONS)}")
+    return AUGMENTATIONS[name]()
 
 
 def test_transform() -> albu.Compose:

@@ -12,7 +12,8 @@ import torch.distributed as dist
 
 from . import compat, data, synthetic, validation
 from .checkpoint import plain
-from .config import METRICS, closest, model_kwargs
+from .config import closest, model_kwargs
+from .metrics import EVALUATORS
 from .errors import Interrupted, UsageError
 from .progress import TrackedLoader, console, progress_session
 from .resumable import EpochLoader, GuardedScaler, StopAtStep, StopRequest, capture_rng, seed_epoch
@@ -95,25 +96,16 @@ def build_model(model_class, args, model_args, device: torch.device):
 def parse_metrics(text: str) -> List[str]:
     names = [m.strip() for m in str(text).split(",") if m.strip()]
     for name in names:
-        if name not in METRICS:
-            raise UsageError(f"--metrics {text}: unknown metric {name!r}{closest(name, METRICS)} (known: {', '.join(METRICS)})")
+        if name not in EVALUATORS:
+            raise UsageError(f"--metrics {text}: unknown metric {name!r}{closest(name, EVALUATORS)} (known: {', '.join(EVALUATORS)})")
     if not names:
         raise UsageError("--metrics: name at least one metric, e.g. pixel-f1")
     return names
 
 
 def evaluator_factory(metrics: List[str]) -> Callable[[], list]:
-    """Fresh IMDL-BenCo evaluators for each test set (they keep state between batches)."""
-    from IMDLBenCo import evaluation
-
-    def make():
-        out = []
-        for name in metrics:
-            cls = getattr(evaluation, METRICS[name])
-            out.append(cls(threshold=0.5) if name.startswith("image") else cls(threshold=0.5, mode="origin"))
-        return out
-
-    return make
+    """Fresh evaluators for each test set (they keep state between batches)."""
+    return lambda: [EVALUATORS[name]() for name in metrics]
 
 
 # ---------------------------------------------------------------- testing
@@ -147,6 +139,11 @@ def mean_metrics(results: Dict[str, Dict[str, float]]) -> Dict[str, float]:
     return {m: float(np.mean([per_set[m] for per_set in results.values() if m in per_set])) for m in sorted(metrics)}
 
 
+def selection_score(results: Dict[str, Dict[str, float]]) -> float:
+    """What SELECTION_RULE maximises: the mean over metrics of each metric's mean over test sets."""
+    return float(np.mean(list(mean_metrics(results).values())))
+
+
 # ---------------------------------------------------------------- logs and summary
 def read_log(output_dir: str) -> List[Dict]:
     path = os.path.join(output_dir, "log.txt")
@@ -161,7 +158,7 @@ def write_summary(args, model_args, checkpoints: List[str]) -> Dict:
     tested = [row for row in read_log(args.output_dir) if row.get("test_metrics")]
     summary = {"model": args.model, "model_args": plain(model_args), "selection": SELECTION_RULE}
     if tested:
-        best = max(tested, key=lambda row: np.mean(list(mean_metrics(row["test_metrics"]).values())))
+        best = max(tested, key=lambda row: selection_score(row["test_metrics"]))
         summary.update(
             best_epoch=best["epoch"],
             best=best["test_metrics"],
@@ -187,17 +184,15 @@ def print_summary(summary: Dict, elapsed: float) -> None:
     if "best" not in summary:
         console.print("No test was run.")
         return
-    table = Table(title=f"{summary['model']}: best epoch {summary['best_epoch']} (last {summary['last_epoch']})")
-    table.add_column("test set")
-    metrics = sorted({m for per_set in summary["best"].values() for m in per_set})
-    for metric in metrics:
-        table.add_column(f"{metric} best", justify="right")
-        table.add_column(f"{metric} last", justify="right")
+    # One row per test set and metric, so that the table stays narrow in an 80-column log.
+    table = Table(title=f"{summary['model']}: test metrics")
+    for column in ("test set", "metric"):
+        table.add_column(column)
+    table.add_column(f"best (epoch {summary['best_epoch']})", justify="right")
+    table.add_column(f"last (epoch {summary['last_epoch']})", justify="right")
     for name, per_set in summary["best"].items():
-        row = [name]
-        for metric in metrics:
-            row += [f"{per_set[metric]:.4f}", f"{summary['last'][name][metric]:.4f}"]
-        table.add_row(*row)
+        for metric in sorted(per_set):
+            table.add_row(name, metric, f"{per_set[metric]:.4f}", f"{summary['last'][name][metric]:.4f}")
     console.print(table)
     minutes, seconds = divmod(int(elapsed), 60)
     console.print(
@@ -209,8 +204,13 @@ def print_summary(summary: Dict, elapsed: float) -> None:
 
 
 # ---------------------------------------------------------------- data
-def prepare_data(args) -> None:
-    """With no --data_path, train and test on the embedded synthetic set (built once, cached)."""
+def prepare_data(args, metrics: List[str]) -> None:
+    """With no --data_path, train and test on the embedded synthetic set (built once, cached).
+
+    Its test set holds manipulated images only, as IMDL-BenCo's pixel-level test sets do;
+    image-level metrics need authentic images too, so asking for one tests on the list that
+    includes them (where IMDL-BenCo's pixel metrics score each authentic image 0).
+    """
     if args.data_path:
         if not args.test_data_path:
             raise UsageError("--test_data_path is required with --data_path (a dataset folder or a JSON map of test sets)")
@@ -224,12 +224,16 @@ def prepare_data(args) -> None:
     folder, _ = synthetic.cached(args.synthetic_images, args.synthetic_size, show_progress=False)
     args.data_path = str(folder / "train")
     args.test_data_path = str(folder / "test_datasets.json")
+    if any(m.startswith("image") for m in metrics):
+        args.test_data_path = str(folder / "test_datasets_with_authentic.json")
+        print("Image-level metrics: testing on the synthetic test images with the authentic ones "
+              "(IMDL-BenCo's pixel metrics score each authentic image 0)")
 
 
 # ---------------------------------------------------------------- training
 def build_datasets(args, post):
     """The training set and the test sets, checked up front (headers only) before any training."""
-    train_set = data.build_dataset(args.data_path, args, data.train_transform(), post)
+    train_set = data.build_dataset(args.data_path, args, data.train_transform(args.augment), post)
     test_sets = data.build_test_datasets(args.test_data_path, args, post)
     dropped = validation.scan(train_set, f"--data_path {args.data_path}", args.skip_bad_samples)
     for name, test_set in test_sets.items():
@@ -253,7 +257,7 @@ def train(args, model_args, model_class) -> Optional[Dict]:
     started = time.time()
     device = setup(args)
     metrics = parse_metrics(args.metrics)
-    prepare_data(args)
+    prepare_data(args, metrics)
     args.log_dir = args.log_dir or args.output_dir
     if is_main():
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
@@ -286,7 +290,7 @@ def train(args, model_args, model_class) -> Optional[Dict]:
         f"lr {args.lr:.2e}, effective batch {eff_batch_size}, AMP {'on' if not args.if_not_amp else 'off'}"
     )
     logged = [row["test_metrics"] for row in read_log(args.output_dir) if row.get("test_metrics")]
-    best_value = max((float(np.mean(list(mean_metrics(r).values()))) for r in logged), default=-math.inf)
+    best_value = max((selection_score(r) for r in logged), default=-math.inf)
     with StopRequest() as stop:
         for epoch in range(args.start_epoch, args.epochs):
             seed_epoch(args.seed, args.rank, epoch)
@@ -329,7 +333,7 @@ def train(args, model_args, model_class) -> Optional[Dict]:
                 if epoch % args.test_period == 0 or last:
                     results = evaluate(model, test_loaders, make_evaluators, device, epoch, args, log_writer, progress)
                     means = mean_metrics(results)
-                    value = float(np.mean(list(means.values())))
+                    value = selection_score(results)
                     # IMDL-BenCo also keeps the best model, once past epoch 20.
                     if value > best_value:
                         best_value = value

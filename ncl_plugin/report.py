@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from .engine import SELECTION_RULE, read_log, selection_score
 from .errors import UsageError
+from .metrics import evaluator_name
 
 RULES = {
-    "best": "the epoch with the best mean of all test metrics over all test sets (IMDL-BenCo's rule)",
+    "best": SELECTION_RULE,  # the rule summary.json's best epoch follows
     "last": "the last tested epoch",
 }
 # Settings that say where or how a run executed, not what it learned.
@@ -47,19 +49,15 @@ class Row:
 
 
 def metric_key(name: str) -> str:
-    """'pixel-F1', 'pixel-level F1' and 'pixel_f1' all name the same metric."""
+    """'pixel-F1', 'pixel-level F1' and 'pixel_f1' all name the same metric (``--metrics`` names
+    such as 'pixel-acc' or 'pixel-f1-best' are first mapped by evaluator_name)."""
     return re.sub(r"[^a-z0-9]", "", name.lower().replace("level", ""))
-
-
-def _mean_of(metrics: Dict[str, Dict[str, float]]) -> float:
-    values = [v for per_set in metrics.values() for v in per_set.values()]
-    return sum(values) / len(values)
 
 
 def _pick(rows: List[Tuple[int, Dict]], select: str) -> Tuple[int, Dict]:
     if select == "last":
         return rows[-1]
-    return max(rows, key=lambda row: _mean_of(row[1]))
+    return max(rows, key=lambda row: selection_score(row[1]))
 
 
 def load_run(path: str, select: str) -> Run:
@@ -72,12 +70,7 @@ def load_run(path: str, select: str) -> Run:
         data = json.loads(summary.read_text())
         settings = {**data.get("args", {}), **data.get("model_args", {})}
     if folder.is_dir() and log.is_file():
-        tested = []
-        for line in log.read_text().splitlines():
-            if line.strip():
-                row = json.loads(line)
-                if row.get("test_metrics"):
-                    tested.append((row["epoch"], row["test_metrics"]))
+        tested = [(row["epoch"], row["test_metrics"]) for row in read_log(str(folder)) if row.get("test_metrics")]
         if not tested:
             raise UsageError(f"{path}: log.txt holds no test metrics yet")
         epoch, metrics = _pick(tested, select)
@@ -96,8 +89,10 @@ def load_run(path: str, select: str) -> Run:
                epoch=epoch, metrics=metrics, seed=settings.get("seed"))
 
 
-def group(runs: List[Run]) -> List[Row]:
-    """Rows labelled by the model and the settings where a run departs from the usual value; seeds are pooled."""
+def group(runs: List[Run], labels: Optional[Dict[str, str]] = None) -> List[Row]:
+    """Rows labelled by the model and the settings where a run departs from the usual value; seeds are pooled.
+
+    labels: {run path: row label}, for a caller that knows better names (runs sharing a label are pooled)."""
     keys = sorted({k for r in runs for k in r.settings} - IGNORED - {"model"})
     usual = {}
     for key in keys:
@@ -112,6 +107,8 @@ def group(runs: List[Run]) -> List[Row]:
         label = model + (f" ({', '.join(parts)})" if parts else "")
         if not run.settings:  # no recorded settings: one row per run
             label = run.name
+        if labels and run.path in labels:
+            label = labels[run.path]
         rows.setdefault(label, Row(label)).runs.append(run)
     return list(rows.values())
 
@@ -125,12 +122,13 @@ class Table:
     rule: str
 
 
-def build_table(runs: List[Run], metrics: Optional[List[str]], select: str) -> Table:
-    rows = group(runs)
+def build_table(runs: List[Run], metrics: Optional[List[str]], select: str,
+                labels: Optional[Dict[str, str]] = None) -> Table:
+    rows = group(runs, labels)
     test_sets = sorted({s for r in runs for s in r.metrics})
     names = sorted({m for r in runs for per_set in r.metrics.values() for m in per_set})
     if metrics:
-        wanted = {metric_key(m): m for m in metrics}
+        wanted = {metric_key(evaluator_name(m)): m for m in metrics}
         chosen = [n for n in names if metric_key(n) in wanted]
         unknown = set(wanted) - {metric_key(n) for n in chosen}
         if unknown:
@@ -274,13 +272,13 @@ FORMATS = {"markdown": to_markdown, "latex": to_latex, "csv": to_csv}
 
 
 def compare(paths: List[str], fmt: str = "markdown", metrics: Optional[List[str]] = None, select: str = "best",
-            out: Optional[str] = None, plot_path: Optional[str] = None) -> str:
+            out: Optional[str] = None, plot_path: Optional[str] = None, labels: Optional[Dict[str, str]] = None) -> str:
     if select not in RULES:
         raise UsageError(f"--select {select}: use best or last")
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt}: use markdown, latex or csv")
     runs = [load_run(p, select) for p in paths]
-    table = build_table(runs, metrics, select)
+    table = build_table(runs, metrics, select, labels)
     text = FORMATS[fmt](table)
     if out:
         Path(out).write_text(text)

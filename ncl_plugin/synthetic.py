@@ -5,13 +5,18 @@ matplotlib. Each image is a random crop of one photograph, manipulated by
 splicing (a region from another photograph), copy-move (a region of the same
 photograph, moved) or removal (a region inpainted away); the mask is exactly
 the changed region. A fraction of the images stays authentic (empty mask).
-Train and test images come from disjoint photographs.
+Train and test images come from disjoint photographs. With
+``holdout="validation"`` the test photographs are not used at all: a few
+training photographs are held out instead, so that settings can be chosen on
+unseen photographs without ever looking at the test set.
 
 Layout (IMDL-BenCo's ManiDataset, plus JsonDataset lists)::
 
-    OUT/train/Tp/*.png  OUT/train/Gt/*.png   OUT/train.json
-    OUT/test/Tp/*.png   OUT/test/Gt/*.png    OUT/test.json
+    OUT/train/Tp/*.png  OUT/train/Gt/*.png   OUT/train.json   (authentic images have an empty mask)
+    OUT/test/Tp/*.png   OUT/test/Gt/*.png    OUT/test.json    (manipulated images only)
+    OUT/test/Au/*.png                        OUT/test_with_authentic.json  (for image-level metrics)
     OUT/test_datasets.json   {"synthetic": "OUT/test"}
+    (holdout="validation": val instead of test, and {"synthetic-val": "OUT/val"})
     OUT/manifest.json        written last: a folder without it is incomplete
 """
 import json
@@ -19,7 +24,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -28,11 +33,15 @@ from PIL import Image
 from .errors import UsageError
 from .progress import track
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 KINDS = ("splice", "copymove", "removal")
 
 # (package, file): real photographs. Stereo pairs and near-duplicates stay in one split.
 _TEST_PHOTOS = {"coffee.png", "grace_hopper.jpg", "flower.jpg", "gravel.png", "text.png"}
+# Held out of the training photographs for choosing settings: one of each kind the
+# test photographs have (an animal, a landscape, a texture, a document).
+_VALIDATION_PHOTOS = {"chelsea.png", "china.jpg", "brick.png", "page.png"}
+HOLDOUTS = ("test", "validation")
 _PHOTOS = [
     ("skimage", "astronaut.png"),
     ("skimage", "chelsea.png"),
@@ -78,9 +87,15 @@ def _package_folder(package: str) -> Optional[Path]:
     return None
 
 
-def load_photographs() -> Dict[str, List[Tuple[str, np.ndarray]]]:
-    """{'train': [(name, HxWx3 uint8)], 'test': [...]} from the packages that are installed."""
-    splits = {"train": [], "test": []}
+def load_photographs(holdout: str = "test") -> Dict[str, List[Tuple[str, np.ndarray]]]:
+    """{'train': [(name, HxWx3 uint8)], 'test': [...]} from the packages that are installed.
+
+    holdout="validation": {'train': ..., 'val': ...}, both from the training photographs.
+    """
+    if holdout not in HOLDOUTS:
+        raise UsageError(f"--holdout {holdout}: use one of {', '.join(HOLDOUTS)}")
+    held = "test" if holdout == "test" else "val"
+    splits = {"train": [], held: []}
     for package, name in _PHOTOS:
         folder = _package_folder(package)
         path = folder / name if folder else None
@@ -92,7 +107,13 @@ def load_photographs() -> Dict[str, List[Tuple[str, np.ndarray]]]:
             if scale < 1:
                 image = image.resize((round(image.width * scale), round(image.height * scale)), Image.BILINEAR)
             pixels = np.asarray(image, dtype=np.uint8).copy()
-        splits["test" if name in _TEST_PHOTOS else "train"].append((name, pixels))
+        if name in _TEST_PHOTOS:
+            if holdout == "test":
+                splits["test"].append((name, pixels))
+        elif holdout == "validation" and name in _VALIDATION_PHOTOS:
+            splits["val"].append((name, pixels))
+        else:
+            splits["train"].append((name, pixels))
     for split, photos in splits.items():
         if len(photos) < 2:
             raise UsageError(
@@ -178,21 +199,42 @@ class Sample:
     kind: str  # splice | copymove | removal | authentic
 
 
-def make_sample(photos: List[Tuple[str, np.ndarray]], size: int, rng: np.random.Generator, authentic_fraction: float):
+def make_sample(
+    photos: List[Tuple[str, np.ndarray]],
+    size: int,
+    rng: np.random.Generator,
+    authentic_fraction: float,
+    kinds: Sequence[str] = KINDS,
+) -> Sample:
     host_index = rng.integers(len(photos))
     host = _sensor_noise(_crop(photos[host_index][1], size, rng), rng.uniform(3.0, 8.0), rng)
     if rng.random() < authentic_fraction:
         return Sample(host, np.zeros((size, size), bool), "authentic")
-    kind = KINDS[rng.integers(len(KINDS))]
+    kind = kinds[rng.integers(len(kinds))]
     donor_index = (host_index + rng.integers(1, len(photos))) % len(photos)
     donor = _crop(photos[donor_index][1], size, rng) if kind == "splice" else None
     region = _region(size, rng)
     return Sample(_manipulate(kind, host, donor, region, rng), region, kind)
 
 
+def parse_kinds(text: str) -> Tuple[str, ...]:
+    """``--kinds splice,removal`` -> ('splice', 'removal'); each is drawn with equal probability."""
+    kinds = tuple(k.strip() for k in str(text).split(",") if k.strip())
+    unknown = [k for k in kinds if k not in KINDS]
+    if not kinds or unknown:
+        raise UsageError(f"--kinds {text}: a comma list of {', '.join(KINDS)}")
+    return kinds
+
+
 def _write(folder: Path, name: str, sample: Sample) -> Tuple[str, str]:
-    tp, gt = folder / "Tp" / name, folder / "Gt" / name
+    """Manipulated images go to Tp/ with their mask in Gt/; authentic ones go to Au/ when the
+    folder is a held-out set (see build) and to Tp/ with an empty mask otherwise."""
+    held_out_authentic = sample.kind == "authentic" and (folder / "Au").is_dir()
+    tp = folder / ("Au" if held_out_authentic else "Tp") / name
     cv2.imwrite(str(tp), cv2.cvtColor(sample.image, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if held_out_authentic:
+        return str(tp.resolve()), "Negative"
+    gt = folder / "Gt" / name
     cv2.imwrite(str(gt), sample.mask.astype(np.uint8) * 255, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     return str(tp.resolve()), (str(gt.resolve()) if sample.kind != "authentic" else "Negative")
 
@@ -205,39 +247,59 @@ def build(
     test_fraction: float = 0.2,
     authentic_fraction: float = 0.1,
     show_progress: bool = True,
+    holdout: str = "test",
+    kinds: Sequence[str] = KINDS,
 ) -> Path:
-    """Write a synthetic dataset of ``n`` images to ``out`` and return its folder."""
+    """Write a synthetic dataset of ``n`` images to ``out`` and return its folder.
+
+    The held-out split (``test``, or ``val`` with holdout="validation") follows IMDL-BenCo's
+    pixel-level protocol: its ManiDataset folder and ``<split>.json`` hold only manipulated
+    images, because IMDL-BenCo's pixel F1 and AUC score an authentic image 0 whatever the
+    prediction. Its authentic images go to ``<split>/Au`` and, with the manipulated ones, to
+    ``<split>_with_authentic.json``, the list for image-level metrics.
+    """
     if n < 4:
         raise UsageError(f"--n {n}: need at least 4 images (train and test take at least 2 each)")
     if size < 32 or size % 32:
         raise UsageError(f"--size {size}: must be a multiple of 32, at least 32")
     if not 0 < test_fraction < 1:
         raise UsageError(f"--test_fraction {test_fraction}: must be between 0 and 1")
+    if not 0 <= authentic_fraction < 1:
+        raise UsageError(f"--authentic_fraction {authentic_fraction}: must be in [0, 1)")
+    kinds = parse_kinds(",".join(kinds))
+    photos = load_photographs(holdout)
+    held = "test" if holdout == "test" else "val"
     root = Path(out)
-    if (root / "manifest.json").exists() or any((root / s).exists() for s in ("train", "test")):
-        shutil.rmtree(root / "train", ignore_errors=True)
-        shutil.rmtree(root / "test", ignore_errors=True)
-        (root / "manifest.json").unlink(missing_ok=True)
-    photos = load_photographs()
-    n_test = min(max(2, round(n * test_fraction)), n - 2)
-    lists: Dict[str, list] = {"train": [], "test": []}
-    counts: Dict[str, Dict[str, int]] = {"train": {}, "test": {}}
+    for split in ("train", "test", "val"):
+        shutil.rmtree(root / split, ignore_errors=True)
+    (root / "manifest.json").unlink(missing_ok=True)
+    n_held = min(max(2, round(n * test_fraction)), n - 2)
+    lists: Dict[str, list] = {"train": [], held: []}
+    counts: Dict[str, Dict[str, int]] = {"train": {}, held: {}}
     for split in lists:
-        for sub in ("Tp", "Gt"):
+        for sub in ("Tp", "Gt") + (("Au",) if split == held else ()):
             (root / split / sub).mkdir(parents=True, exist_ok=True)
     for index in track(range(n), "synthesising", total=n, unit="img", enabled=show_progress):
-        split = "test" if index < n_test else "train"
-        sample = make_sample(photos[split], size, np.random.default_rng([seed, index]), authentic_fraction)
+        split = held if index < n_held else "train"
+        sample = make_sample(photos[split], size, np.random.default_rng([seed, index]), authentic_fraction, kinds)
         lists[split].append(list(_write(root / split, f"{index:05d}_{sample.kind}.png", sample)))
         counts[split][sample.kind] = counts[split].get(sample.kind, 0) + 1
-    for split, entries in lists.items():
-        (root / f"{split}.json").write_text(json.dumps(entries, indent=1))
-    (root / "test_datasets.json").write_text(json.dumps({"synthetic": str((root / "test").resolve())}, indent=1))
+    if len([e for e in lists[held] if e[1] != "Negative"]) < 1:
+        raise UsageError(f"--n {n}: the {held} split drew no manipulated image; use a larger --n")
+    (root / "train.json").write_text(json.dumps(lists["train"], indent=1))
+    (root / f"{held}.json").write_text(json.dumps([e for e in lists[held] if e[1] != "Negative"], indent=1))
+    (root / f"{held}_with_authentic.json").write_text(json.dumps(lists[held], indent=1))
+    name = "synthetic" if held == "test" else "synthetic-val"
+    (root / f"{held}_datasets.json").write_text(json.dumps({name: str((root / held).resolve())}, indent=1))
+    with_authentic = {name: str((root / f"{held}_with_authentic.json").resolve())}
+    (root / f"{held}_datasets_with_authentic.json").write_text(json.dumps(with_authentic, indent=1))
     manifest = {
         "format": FORMAT_VERSION,
         "n": n,
         "size": size,
         "seed": seed,
+        "holdout": holdout,
+        "kinds": list(kinds),
         "test_fraction": test_fraction,
         "authentic_fraction": authentic_fraction,
         "photographs": {split: [name for name, _ in photos[split]] for split in photos},

@@ -43,7 +43,7 @@ def test_unknown_yaml_key_is_a_clear_error_with_the_closest_key(tmp_path):
 
 def test_packaged_configs_are_found_by_name():
     args, model_args, _ = parse_train(["--config", "quickstart"])
-    assert args.model == "ncl" and model_args.backbone == "resnet18" and args.image_size % 32 == 0
+    assert args.model == "ncl" and model_args.backbone == "resnet10t" and args.augment == "lossless" and args.image_size % 32 == 0
     args, model_args, _ = parse_train(["--config", "ncl"])
     assert model_args.backbone == "resnet101" and model_args.output_stride == 8 and args.image_size == 512
 
@@ -113,3 +113,14 @@ def test_help_without_a_model_lists_the_commands_flags(command, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"usage: benco {command}") and "--model" in out
     assert "Add --model NAME" in out and "--patch_size" not in out  # the model's flags need --model
+
+
+def test_augment_names_imdlbenco_lossless_or_none():
+    from ncl_plugin import data
+
+    lossless = [type(t).__name__ for t in data.train_transform("lossless").transforms]
+    assert lossless == ["HorizontalFlip", "VerticalFlip", "RandomRotate90"]  # nothing resamples, blurs or re-encodes
+    assert "RandomScale" in [type(t).__name__ for t in data.train_transform("imdlbenco").transforms]
+    assert data.train_transform("none").transforms == []
+    with pytest.raises(UsageError, match="--augment flip: use one of imdlbenco, lossless, none"):
+        data.train_transform("flip")

@@ -120,3 +120,18 @@ def test_one_test_set_has_no_mean_columns_and_ties_are_not_bolded(tmp_path):
     assert lines[2] == "| run | synthetic pixel-level AUC | synthetic pixel-level F1 |"
     assert lines[4] == "| ncl | **0.700** | 0.000 |"  # the F1 column is all equal: nothing in bold
     assert lines[5] == "| segformer | 0.600 | 0.000 |"
+
+
+def test_metrics_are_chosen_by_their_benco_names_too(tmp_path):
+    metrics = {"synthetic": {"pixel-level F1": 0.5, "pixel-level F1 (best threshold)": 0.7, "pixel-level Accuracy": 0.9}}
+    run = make_run(tmp_path / "a", "ncl", 0, [(0, metrics)])
+    lines = compare([str(run)], "markdown", metrics=["pixel-f1-best", "pixel-acc"]).splitlines()
+    assert lines[2] == "| run | synthetic pixel-level Accuracy | synthetic pixel-level F1 (best threshold) |"
+    assert lines[4] == "| ncl | 0.900 | 0.700 |"
+
+
+def test_a_caller_may_name_the_rows(runs):
+    labels = {str(runs[0]): "recipe", str(runs[1]): "recipe", str(runs[3]): "hot"}
+    text = compare([str(runs[0]), str(runs[1]), str(runs[3])], "markdown", metrics=["pixel-F1"], labels=labels)
+    rows = [line.split(" | ")[0][2:] for line in text.splitlines()[4:]]
+    assert rows == ["recipe", "hot"]  # seeds pooled under one name

@@ -4,7 +4,7 @@ import argparse
 import numpy as np
 import pytest
 import torch
-from sklearn.metrics import f1_score, jaccard_score, roc_auc_score
+from sklearn.metrics import f1_score, jaccard_score, precision_recall_curve, roc_auc_score
 
 from ncl_plugin.engine import evaluate, evaluator_factory
 
@@ -61,6 +61,9 @@ def per_image(metric, case):
             values.append(0.0)  # IMDL-BenCo's convention: an authentic image scores 0
         elif metric == "f1":
             values.append(f1_score(truth, prob > 0.5, zero_division=0))
+        elif metric == "f1-best":
+            precision, recall, _ = precision_recall_curve(truth, prob)
+            values.append(float(np.max(2 * precision * recall / np.maximum(precision + recall, 1e-12))))
         elif metric == "iou":
             values.append(jaccard_score(truth, prob > 0.5, zero_division=0))
         else:
@@ -73,6 +76,29 @@ def test_pixel_metrics_match_scikit_learn(case):
     assert results["pixel-level F1"] == pytest.approx(per_image("f1", case), abs=1e-5)
     assert results["pixel-level IOU"] == pytest.approx(per_image("iou", case), abs=1e-5)
     assert results["pixel-level AUC"] == pytest.approx(per_image("auc", case), abs=1e-4)
+
+
+def test_best_threshold_f1_matches_scikit_learn_and_bounds_the_fixed_one(case):
+    results = run(case, ["pixel-f1", "pixel-f1-best"])
+    assert results["pixel-level F1 (best threshold)"] == pytest.approx(per_image("f1-best", case), abs=1e-5)
+    assert results["pixel-level F1 (best threshold)"] > results["pixel-level F1"]
+
+
+def test_best_threshold_f1_keeps_tied_scores_together():
+    from ncl_plugin.metrics import best_threshold_f1
+
+    # Scores 0.9 (one tampered, one authentic pixel), 0.2 (one tampered) and 0.1: no threshold
+    # separates the two 0.9 pixels, so the best cut keeps both: P = 1/2, R = 1/2, F1 = 1/2; taking
+    # every pixel above 0.1 gives P = 2/3, R = 1, F1 = 0.8.
+    predict = torch.tensor([0.9, 0.9, 0.2, 0.1]).view(1, 1, 2, 2)
+    mask = torch.tensor([1.0, 0.0, 1.0, 0.0]).view(1, 1, 2, 2)
+    assert best_threshold_f1(predict, mask).item() == pytest.approx(0.8)
+    precision, recall, _ = precision_recall_curve(mask.flatten().numpy(), predict.flatten().numpy())
+    assert best_threshold_f1(predict, mask).item() == pytest.approx(np.max(2 * precision * recall / (precision + recall)))
+    # Padding outside shape_mask is not scored, and an image with no tampered pixel scores 0.
+    shape_mask = torch.tensor([1.0, 1.0, 0.0, 1.0]).view(1, 1, 2, 2)
+    assert best_threshold_f1(predict, mask, shape_mask).item() == pytest.approx(2 / 3)
+    assert best_threshold_f1(predict, torch.zeros_like(mask)).item() == 0.0
 
 
 def test_image_metrics_match_scikit_learn(case):
