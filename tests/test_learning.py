@@ -1,58 +1,95 @@
-"""NCL learns: on a few synthetic splices, a short CPU run lowers the loss and localises them."""
+"""Guards on learning itself: both networks can memorise one fixed batch of real manipulations.
+
+A model that cannot overfit a handful of images has a bug (a detached loss, a head
+that cannot reach both sides of 0.5, a broken target resize), whatever its metrics
+elsewhere say. The batch comes from the embedded generator, so the traces are the
+ones the quickstart trains on.
+"""
+import numpy as np
+import pytest
 import torch
-import torch.nn.functional as F
 
-from ncl_plugin import NCL
+from ncl_plugin import NCL, DeepLabV3Plus, synthetic
 
-SIZE, IMAGES, STEPS, BATCH = 96, 8, 40, 4
-F1_BAR = 0.7  # training-set pixel F1 at threshold 0.5 after STEPS steps; an untrained model scores ~0.3
-
-
-def splices(generator):
-    """Smooth backgrounds with a rectangle of fine noise pasted in: the noise is the tampered region."""
-    base = F.interpolate(torch.rand(IMAGES, 3, SIZE // 8, SIZE // 8, generator=generator), size=(SIZE, SIZE), mode="bilinear")
-    noise = torch.rand(IMAGES, 3, SIZE, SIZE, generator=generator)
-    masks = torch.zeros(IMAGES, 1, SIZE, SIZE)
-    for i in range(IMAGES):
-        h, w = torch.randint(SIZE // 3, SIZE // 2 + 8, (2,), generator=generator).tolist()
-        top, left = (torch.randint(0, SIZE - s, (1,), generator=generator).item() for s in (h, w))
-        masks[i, :, top : top + h, left : left + w] = 1
-    images = base * (1 - masks) + noise * masks
-    return (images - 0.45) / 0.25, masks
+SIZE, IMAGES, STEPS = 64, 4, 150  # both models pass 0.9 after about 100 steps
+F1_BAR = 0.9  # pixel F1 at IMDL-BenCo's fixed 0.5 threshold on the memorised batch
+# The end-to-end run: the quickstart recipe with 4 of its 9 epochs (about 3 minutes on 2 cores).
+SHORT_EPOCHS = 4
+AUC_MARGIN = 0.03
+MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 
 
-def pixel_f1(pred, mask):
-    tp = (pred * mask).sum(dim=(1, 2, 3))
-    fp = (pred * (1 - mask)).sum(dim=(1, 2, 3))
-    fn = ((1 - pred) * mask).sum(dim=(1, 2, 3))
-    return (2 * tp / (2 * tp + fp + fn + 1e-8)).mean().item()
+@pytest.fixture(scope="module")
+def batch():
+    photos = synthetic.load_photographs()["train"]
+    samples = []
+    index = 0
+    while len(samples) < IMAGES:
+        sample = synthetic.make_sample(photos, SIZE, np.random.default_rng([7, index]), authentic_fraction=0.0)
+        index += 1
+        if 0.05 < sample.mask.mean() < 0.5:
+            samples.append(sample)
+    images = np.stack([(s.image / 255.0 - MEAN) / STD for s in samples]).transpose(0, 3, 1, 2)
+    masks = np.stack([s.mask for s in samples])[:, None]
+    return torch.tensor(images, dtype=torch.float32), torch.tensor(masks, dtype=torch.float32)
 
 
-def test_short_run_lowers_the_loss_and_localises_the_splices():
-    images, masks = splices(torch.Generator().manual_seed(0))
-    model = NCL(backbone="resnet18", patch_size=16)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    history = []
+def pixel_f1(probabilities, masks):
+    predicted = (probabilities > 0.5).float()
+    hits = (predicted * masks).sum(dim=(1, 2, 3))
+    return (2 * hits / (predicted.sum(dim=(1, 2, 3)) + masks.sum(dim=(1, 2, 3)))).mean().item()
+
+
+@pytest.mark.parametrize("model_class", [NCL, DeepLabV3Plus], ids=["ncl", "deeplabv3plus"])
+def test_memorises_one_fixed_batch(batch, model_class):
+    images, masks = batch
+    model = model_class(backbone="resnet10t", output_stride=16, decoder_channels=64, patch_size=16)  # the quickstart's
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    losses = []
     for _ in range(STEPS):
-        index = torch.randperm(IMAGES)[:BATCH]
-        out = model(images[index], masks[index])
+        out = model(images, masks)
         optimizer.zero_grad()
         out["backward_loss"].backward()
         optimizer.step()
-        history.append({k: v.item() for k, v in out["visual_loss"].items()})
-
-    first = sum(h["total"] for h in history[:3]) / 3
-    last = sum(h["total"] for h in history[-3:]) / 3
-    assert last < 0.5 * first, (first, last)
-    # Every NCL term took part in training.
-    for term in ("ncl_pn", "ncl_se_pos", "ncl_se_neg"):
-        assert any(h[term] > 0 for h in history), term
-
+        losses.append(out["visual_loss"]["pc"].item())
     model.eval()
     with torch.no_grad():
-        untrained = NCL(backbone="resnet18", patch_size=16).eval()
-        before = pixel_f1((untrained(images)["pred_mask"] > 0.5).float(), masks)
-        after = pixel_f1((model(images)["pred_mask"] > 0.5).float(), masks)
-    print(f"loss {first:.3f} -> {last:.3f}; pixel F1 {before:.3f} -> {after:.3f}")
-    assert after >= F1_BAR, (before, after)
-    assert after > before + 0.2
+        f1 = pixel_f1(model(images)["pred_mask"], masks)
+    assert np.mean(losses[-5:]) < 0.3 * np.mean(losses[:5]), losses[::10]
+    assert f1 >= F1_BAR, (f1, losses[::10])
+
+
+def residual_auc(test_list):
+    """A detector with nothing learned: the absolute residual of a 3x3 median filter, box-averaged
+    over 9x9, lower = tampered (the manipulations of the embedded set smooth the sensor noise).
+    Mean per-image pixel AUC over the list's (tampered) images, IMDL-BenCo's convention."""
+    import json
+
+    import cv2
+    from sklearn.metrics import roc_auc_score
+
+    scores = []
+    for image_path, mask_path in json.loads(test_list.read_text()):
+        image = cv2.imread(image_path)
+        truth = cv2.imread(mask_path, cv2.IMREAD_GRAYSCALE) > 127
+        residual = np.abs(image.astype(np.float32) - cv2.medianBlur(image, 3)).mean(axis=2)
+        scores.append(roc_auc_score(truth.flatten(), -cv2.blur(residual, (9, 9)).flatten()))
+    return float(np.mean(scores))
+
+
+@pytest.mark.slow
+def test_short_quickstart_run_beats_a_hand_made_trace_detector(tmp_path):
+    """`benco train --model ncl`, the quickstart recipe on the embedded set, with a shorter schedule."""
+    import json
+
+    from helpers import benco
+
+    out = tmp_path / "run"
+    benco("train", "--model", "ncl", "--epochs", str(SHORT_EPOCHS), "--test_period", str(SHORT_EPOCHS),
+          "--output_dir", out, env={"NCL_CACHE_DIR": str(tmp_path / "cache")}, timeout=1200)
+    metrics = json.loads((out / "summary.json").read_text())["last"]["synthetic"]
+    (dataset,) = (tmp_path / "cache").glob("synthetic-*")
+    baseline = residual_auc(dataset / "test.json")
+    print(f"test pixel AUC {metrics['pixel-level AUC']:.3f} (hand-made residual {baseline:.3f}), F1 {metrics['pixel-level F1']:.3f}")
+    assert metrics["pixel-level AUC"] > baseline + AUC_MARGIN, (metrics, baseline)
+    assert metrics["pixel-level F1"] > 0.2, metrics
