@@ -1,10 +1,11 @@
 """Ablations of NCL: which parts matter, and the sensitivity to its four hyper-parameters.
 
-    python benchmarks/ablation.py                      # one seed, about 50 minutes on a 2-core CPU
-    python benchmarks/ablation.py --seeds 0,1,2 --only full,no_contour,one_branch,no_pc_weighting
+    python benchmarks/ablation.py                      # one seed: about 100 minutes on 2 CPU cores
+    python benchmarks/ablation.py --seeds 0,1,2 --only full,no_contrast,no_contour,one_branch,no_pc_weighting
 
-Variants (each trained like benchmarks/accuracy.py trains NCL, same budget):
+Variants (each trained like benchmarks/accuracy.py trains NCL: the same recipe, --config):
   full               NCL with its defaults
+  no_contrast        no contrastive terms at all (--contrast_weight 0): the pivot-consistent loss alone
   no_contour         contour patches dropped: tampered vs authentic only (--ncl_terms pn)
   one_branch         one pivot branch, se+ only (--ncl_terms pn,se_pos)
   no_pc_weighting    no pivot-consistent weighting (--contour_weight 0)
@@ -15,9 +16,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from runs import MODEL_FLAGS, add_budget_flags, compare, run_all  # noqa: E402
+from runs import add_budget_flags, compare, resolve_budget, run_all  # noqa: E402
 
-# Around the defaults (patch 16 at 128x128, tau 0.1, omega 0.5, mu 0.7); the first value of every
+# Around the defaults (patch 16 at 128x128 in the quickstart, tau 0.1, omega 0.5, mu 0.7); the first value of every
 # sweep runs before the second ones, so that a run cut short still has one point on each side of
 # the defaults it reached.
 SWEEPS = {
@@ -28,10 +29,10 @@ SWEEPS = {
 }
 
 
-def variants(args):
-    base = MODEL_FLAGS["ncl"](args)
+def variants():
     out = [
         ("full", []),
+        ("no_contrast", ["--contrast_weight", "0"]),
         ("no_contour", ["--ncl_terms", "pn"]),
         ("one_branch", ["--ncl_terms", "pn,se_pos"]),
         ("no_pc_weighting", ["--contour_weight", "0"]),
@@ -40,15 +41,7 @@ def variants(args):
         for flag, values in SWEEPS.items():
             if position < len(values):
                 out.append((f"{flag}={values[position]}", [f"--{flag}", str(values[position])]))
-    jobs = []
-    for name, extra in out:
-        flags = list(base)
-        for i in range(0, len(extra), 2):  # a variant's flag replaces the base one
-            if extra[i] in flags:
-                index = flags.index(extra[i])
-                del flags[index : index + 2]
-        jobs.append({"name": name, "model": "ncl", "flags": flags + extra})
-    return jobs
+    return [{"name": name, "model": "ncl", "flags": flags} for name, flags in out]
 
 
 def main(argv=None):
@@ -57,12 +50,15 @@ def main(argv=None):
     add_budget_flags(parser)
     parser.set_defaults(seeds="0", out="runs/ablation")
     args = parser.parse_args(argv)
-    jobs = variants(args)
+    resolve_budget(args)
+    jobs = variants()
     if args.only:
         wanted = set(args.only.split(","))
         jobs = [j for j in jobs if j["name"] in wanted]
     folders = run_all(jobs, args)
-    compare(folders, args.out, f"NCL ablations ({args.epochs} epochs, {args.image_size}x{args.image_size}, seeds {args.seeds})")
+    recipe = args.recipe
+    compare(folders, args.out, f"NCL ablations (--config {args.config}: {recipe.get('epochs')} epochs, "
+                               f"{recipe['image_size']}x{recipe['image_size']}, seeds {args.seeds})")
 
 
 if __name__ == "__main__":

@@ -1,15 +1,17 @@
 """NCL against the same network without it and IMDL-BenCo baselines, trained from scratch at an equal budget.
 
-    python benchmarks/accuracy.py                      # about 45 minutes on a 2-core CPU
+    python benchmarks/accuracy.py                      # the quickstart recipe, 3 seeds: about 75 minutes on 2 CPU cores
     python benchmarks/accuracy.py --models ncl,deeplabv3plus --seeds 0 --epochs 2   # a quick look
-    python benchmarks/accuracy.py --backbone resnet101 --output_stride 8 --image_size 512 --batch_size 8 \\
-        --epochs 200 --blr 0.0032 --data_path CASIAv2.json --test_data_path test_datasets.json --out runs/casiav2
+    python benchmarks/accuracy.py --config ncl --data_path CASIAv2.json --test_data_path test_datasets.json \\
+        --out runs/casiav2                             # the paper's network at 512x512, on a GPU
 
-Every run gets the same data, image size, epochs, batch, learning-rate rule
-and seeds, and no pre-trained weight. Runs go through `benco train` (one
+Every run gets the same recipe (--config: the quickstart's by default, i.e.
+the embedded set at 128x128 for 9 epochs), the same data, image size,
+epochs, batch, learning rate and seeds, and no pre-trained weight; NCL and
+deeplabv3plus share the recipe's network. Runs go through `benco train` (one
 folder each, skipped when already finished, resumed when interrupted); the
 table is `benco compare` over them: mean and standard deviation over seeds of
-pixel F1, AUC and IoU at each run's best epoch.
+pixel F1 (fixed and best threshold), AUC and IoU at each run's best epoch.
 
 Baselines by default: IMDL-BenCo's segformer, srm_segformer and
 bayar_segformer (SegFormer alone, and behind its SRM and Bayar noise
@@ -28,7 +30,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from runs import MODEL_FLAGS, add_budget_flags, compare, run_all  # noqa: E402
+from runs import add_budget_flags, compare, resolve_budget, run_all  # noqa: E402
 
 
 def main(argv=None):
@@ -36,13 +38,15 @@ def main(argv=None):
     parser.add_argument("--models", default="ncl,deeplabv3plus,segformer,srm_segformer,bayar_segformer")
     add_budget_flags(parser)
     args = parser.parse_args(argv)
+    resolve_budget(args)
     jobs = []
     for model in [m for m in args.models.split(",") if m]:
-        flags = MODEL_FLAGS.get(model, lambda a: [])(args)
-        jobs.append({"name": model, "model": model, "flags": flags})
+        jobs.append({"name": model, "model": model, "flags": []})
     folders = run_all(jobs, args)
-    compare(folders, args.out, f"Accuracy at an equal budget ({args.epochs} epochs, {args.image_size}x{args.image_size}, "
-                               f"batch {args.batch_size}, seeds {args.seeds}), from random initialisation")
+    recipe = args.recipe
+    compare(folders, args.out, f"Accuracy at an equal budget (--config {args.config}: {recipe.get('epochs')} epochs, "
+                               f"{recipe['image_size']}x{recipe['image_size']}, batch {recipe.get('batch_size')}, "
+                               f"seeds {args.seeds}), from random initialisation")
 
 
 if __name__ == "__main__":
