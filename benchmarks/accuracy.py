@@ -1,6 +1,6 @@
 """NCL against the same network without it and IMDL-BenCo baselines, trained from scratch at an equal budget.
 
-    python benchmarks/accuracy.py                      # the quickstart recipe, 3 seeds: about 75 minutes on 2 CPU cores
+    python benchmarks/accuracy.py                      # the quickstart recipe, 3 seeds (ncl and deeplabv3plus: about 6 minutes a run on 2 CPU cores)
     python benchmarks/accuracy.py --models ncl,deeplabv3plus --seeds 0 --epochs 2   # a quick look
     python benchmarks/accuracy.py --config ncl --data_path CASIAv2.json --test_data_path test_datasets.json \\
         --out runs/casiav2                             # the paper's network at 512x512, on a GPU

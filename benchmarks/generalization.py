@@ -1,6 +1,6 @@
 """Does the quickstart recipe learn on sets it was not chosen on?
 
-    python benchmarks/generalization.py --out runs/generalization        # about 60 minutes on a 2-core CPU
+    python benchmarks/generalization.py --out runs/generalization        # about 45 minutes on a 2-core CPU (size=256: 25 of them)
 
 The recipe (configs/quickstart.yaml) was chosen on a validation split of the
 embedded set. Here it trains, unchanged, on synthetic sets built differently
