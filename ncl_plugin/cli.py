@@ -224,7 +224,7 @@ def cmd_synth(argv: List[str]) -> int:
     args = synth_parser().parse_args(argv)
     folder = synthetic.build(args.out, args.n, args.size, args.seed, args.test_fraction, args.authentic_fraction,
                              holdout=args.holdout, kinds=synthetic.parse_kinds(args.kinds))
-    held = "test" if args.holdout == "test" else "val"
+    held = synthetic.held_split(args.holdout)
     print(
         f"Wrote {args.n} images to {folder}:\n"
         f"  ManiDataset folders  {folder / 'train'}  {folder / held} (manipulated images only)\n"

@@ -87,15 +87,19 @@ def _package_folder(package: str) -> Optional[Path]:
     return None
 
 
+def held_split(holdout: str) -> str:
+    """The folder (and file prefix) of the held-out split: 'test', or 'val' for holdout='validation'."""
+    if holdout not in HOLDOUTS:
+        raise UsageError(f"--holdout {holdout}: use one of {', '.join(HOLDOUTS)}")
+    return "test" if holdout == "test" else "val"
+
+
 def load_photographs(holdout: str = "test") -> Dict[str, List[Tuple[str, np.ndarray]]]:
     """{'train': [(name, HxWx3 uint8)], 'test': [...]} from the packages that are installed.
 
     holdout="validation": {'train': ..., 'val': ...}, both from the training photographs.
     """
-    if holdout not in HOLDOUTS:
-        raise UsageError(f"--holdout {holdout}: use one of {', '.join(HOLDOUTS)}")
-    held = "test" if holdout == "test" else "val"
-    splits = {"train": [], held: []}
+    splits = {"train": [], held_split(holdout): []}
     for package, name in _PHOTOS:
         folder = _package_folder(package)
         path = folder / name if folder else None
@@ -268,7 +272,7 @@ def build(
         raise UsageError(f"--authentic_fraction {authentic_fraction}: must be in [0, 1)")
     kinds = parse_kinds(",".join(kinds))
     photos = load_photographs(holdout)
-    held = "test" if holdout == "test" else "val"
+    held = held_split(holdout)
     root = Path(out)
     for split in ("train", "test", "val"):
         shutil.rmtree(root / split, ignore_errors=True)
@@ -284,10 +288,11 @@ def build(
         sample = make_sample(photos[split], size, np.random.default_rng([seed, index]), authentic_fraction, kinds)
         lists[split].append(list(_write(root / split, f"{index:05d}_{sample.kind}.png", sample)))
         counts[split][sample.kind] = counts[split].get(sample.kind, 0) + 1
-    if len([e for e in lists[held] if e[1] != "Negative"]) < 1:
+    manipulated = [e for e in lists[held] if e[1] != "Negative"]
+    if not manipulated:
         raise UsageError(f"--n {n}: the {held} split drew no manipulated image; use a larger --n")
     (root / "train.json").write_text(json.dumps(lists["train"], indent=1))
-    (root / f"{held}.json").write_text(json.dumps([e for e in lists[held] if e[1] != "Negative"], indent=1))
+    (root / f"{held}.json").write_text(json.dumps(manipulated, indent=1))
     (root / f"{held}_with_authentic.json").write_text(json.dumps(lists[held], indent=1))
     name = "synthetic" if held == "test" else "synthetic-val"
     (root / f"{held}_datasets.json").write_text(json.dumps({name: str((root / held).resolve())}, indent=1))
