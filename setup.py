@@ -1,12 +1,15 @@
+import re
 from pathlib import Path
 
 from setuptools import setup
 
 HERE = Path(__file__).parent
+# The one version number lives in ncl_plugin/__init__.py.
+VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "ncl_plugin" / "__init__.py").read_text(), re.M).group(1)
 
 setup(
     name="ncl-imdlbenco",
-    version="0.1.0",
+    version=VERSION,
     description="NCL (ICCV 2023) as a trainable IMDL-BenCo plugin: model, tri-class patch sampler, dual losses",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
@@ -14,7 +17,7 @@ setup(
     python_requires=">=3.9",
     # registry/ lives at the top of the repository but is installed inside the
     # package, so no top-level module called `registry` lands in site-packages.
-    packages=["ncl_plugin", "ncl_plugin.registry", "ncl_plugin.configs"],
+    packages=["ncl_plugin", "ncl_plugin.commands", "ncl_plugin.registry", "ncl_plugin.configs"],
     package_dir={"ncl_plugin": "ncl_plugin", "ncl_plugin.registry": "registry", "ncl_plugin.configs": "configs"},
     package_data={"ncl_plugin.configs": ["*.yaml", "protocols/*.yaml", "protocols/*.json"]},
     entry_points={"console_scripts": ["benco = ncl_plugin.cli:console_main"]},
@@ -37,5 +40,5 @@ setup(
         "tensorboard",
         "fvcore",
     ],
-    extras_require={"test": ["pytest", "hypothesis"]},
+    extras_require={"test": ["pytest", "hypothesis", "ruff"]},
 )

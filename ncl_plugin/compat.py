@@ -2,20 +2,36 @@
 
 IMDL-BenCo's loop (``train_one_epoch``, ``test_one_epoch``) and evaluators are
 used as they are; :func:`adapted` swaps, for the duration of a run, only the
-lines listed below, and puts them back afterwards. Each adaptation names the
-IMDL-BenCo line it works around.
+lines listed in :data:`ADAPTED_LINES`, and puts them back afterwards.
+``tests/test_compat.py`` checks that each of those lines is still in the
+installed IMDL-BenCo, so that an upgrade says which adaptation to drop.
 """
 import contextlib
 import os
 import types
 import warnings
-from typing import Callable, Iterator, Optional
+from typing import Iterator, Tuple
 
 import torch
 import torch.distributed as dist
 from IMDLBenCo.training_scripts.utils import misc
 
 from .errors import UsageError
+
+
+# (file under IMDLBenCo/, the line as IMDL-BenCo writes it, what replaces it here)
+ADAPTED_LINES: Tuple[Tuple[str, str, str], ...] = (
+    ("training_scripts/utils/misc.py", "t = torch.tensor([self.count, self.total], dtype=torch.float64, device='cuda')",
+     "_synchronize_between_processes"),
+    ("training_scripts/utils/misc.py", "x_reduce = torch.tensor(x).cuda()", "_all_reduce_mean, _all_reduce_sum"),
+    ("evaluation/F1.py", "dist.all_gather(gather_predict_list, predict)", "_single_process_distributed"),
+    ("evaluation/AUC.py", "dist.all_gather(gather_predict_list, predict)", "_single_process_distributed"),
+    ("evaluation/Accuracy.py", "dist.all_gather(gather_predict_list, predict)", "_single_process_distributed"),
+    ("training_scripts/trainer/trainer.py", "torch.cuda.synchronize()", "adapted: a no-op without CUDA"),
+    ("training_scripts/utils/misc.py", "self._scaler = torch.cuda.amp.GradScaler()", "amp_scaler"),
+    ("training_scripts/utils/misc.py", "args.dist_backend = 'nccl'", "init_distributed"),
+    ("training_scripts/utils/misc.py", "torch.backends.cudnn.enabled = False", "seed_everything"),
+)
 
 
 def collective_device() -> torch.device:
@@ -25,7 +41,7 @@ def collective_device() -> torch.device:
     return torch.device("cpu")
 
 
-# misc.py:59 -- SmoothedValue.synchronize_between_processes builds its tensor with device='cuda'.
+# misc.py SmoothedValue.synchronize_between_processes builds its tensor with device='cuda'.
 def _synchronize_between_processes(self):
     if not misc.is_dist_avail_and_initialized():
         return
@@ -37,7 +53,7 @@ def _synchronize_between_processes(self):
     self.total = t[1]
 
 
-# misc.py:353 and misc.py:363 -- all_reduce_mean / all_reduce move the value with .cuda().
+# misc.py all_reduce_mean / all_reduce move the value with .cuda().
 def _all_reduce(x, mean: bool):
     world_size = misc.get_world_size()
     if world_size == 1:
@@ -60,7 +76,7 @@ def _all_reduce_sum(x):
 def _single_process_distributed() -> types.SimpleNamespace:
     """torch.distributed as the image-level evaluators see it.
 
-    evaluation/F1.py:119, AUC.py:119 and Accuracy.py:71 call ``dist.all_gather``
+    evaluation/F1.py, AUC.py and Accuracy.py call ``dist.all_gather``
     even when no process group exists (one GPU, or a CPU); with a single process
     gathering is copying.
     """
@@ -81,7 +97,7 @@ def _single_process_distributed() -> types.SimpleNamespace:
 
 
 @contextlib.contextmanager
-def _patched(target, name: str, value) -> Iterator[None]:
+def patched(target, name: str, value) -> Iterator[None]:
     original = getattr(target, name)
     setattr(target, name, value)
     try:
@@ -91,32 +107,22 @@ def _patched(target, name: str, value) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def adapted(device: torch.device, schedule_position: Optional[Callable[[], float]] = None) -> Iterator[None]:
-    """Run IMDL-BenCo's loop and evaluators on ``device`` (CPU or CUDA), alone or under DDP.
-
-    ``schedule_position``: where the learning-rate schedule is, in epochs (see below).
-    """
+def adapted(device: torch.device) -> Iterator[None]:
+    """Run IMDL-BenCo's loop and evaluators on ``device`` (CPU or CUDA), alone or under DDP."""
     from IMDLBenCo.evaluation import AUC, F1, Accuracy
-    from IMDLBenCo.training_scripts.trainer import trainer
 
     with contextlib.ExitStack() as stack:
         enter = stack.enter_context
-        enter(_patched(misc.SmoothedValue, "synchronize_between_processes", _synchronize_between_processes))
-        enter(_patched(misc, "all_reduce_mean", _all_reduce_mean))
-        enter(_patched(misc, "all_reduce", _all_reduce_sum))
+        enter(patched(misc.SmoothedValue, "synchronize_between_processes", _synchronize_between_processes))
+        enter(patched(misc, "all_reduce_mean", _all_reduce_mean))
+        enter(patched(misc, "all_reduce", _all_reduce_sum))
         shim = _single_process_distributed()
         for module in (F1, AUC, Accuracy):
-            enter(_patched(module, "dist", shim))
+            enter(patched(module, "dist", shim))
         if device.type != "cuda":
-            # trainer.py:81 and trainer.py:107 call torch.cuda.synchronize() on every step,
+            # trainer.py calls torch.cuda.synchronize() on every step,
             # which raises on a machine without a CUDA driver.
-            enter(_patched(torch.cuda, "synchronize", lambda *a, **k: None))
-        if schedule_position is not None:
-            # trainer.py:79 sets the lr from `data_iter_step / len(data_loader) + epoch`, counting steps
-            # from the first batch it iterates; an epoch resumed mid-way iterates only its remaining
-            # batches, so the position comes from the loader, which counts the skipped ones too.
-            original = trainer.adjust_learning_rate
-            enter(_patched(trainer, "adjust_learning_rate", lambda opt, _, args: original(opt, schedule_position(), args)))
+            enter(patched(torch.cuda, "synchronize", lambda *a, **k: None))
         yield
 
 
@@ -134,7 +140,7 @@ def amp_scaler(device: torch.device, enabled: bool) -> misc.NativeScalerWithGrad
 
 
 def init_distributed(args) -> None:
-    """Replace misc.init_distributed_mode (misc.py:234-266), which always picks nccl and
+    """Replace misc.init_distributed_mode, which always picks nccl and
     calls torch.cuda.set_device: nccl on GPUs, gloo on CPUs.
 
     Sets args.distributed, args.rank, args.world_size, args.gpu and args.device.

@@ -16,6 +16,7 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 import yaml
 
 from .errors import UsageError
+from .terminal import say
 
 PACKAGED_CONFIGS = "ncl_plugin.configs"
 
@@ -186,7 +187,7 @@ def parse(
     for key in list(config):
         if key in other_models:
             # A config shared by several models (quickstart, a protocol) may set flags this model lacks.
-            print(f"--config {early.config}: {key} is not a flag of {getattr(model_class, '__name__', '')}; ignored")
+            say(f"--config {early.config}: {key} is not a flag of {getattr(model_class, '__name__', '')}; ignored")
             del config[key]
         elif key not in valid:
             raise UsageError(f"--config {early.config}: unknown key {key!r}{closest(key, valid - {'help'})}")

@@ -11,7 +11,7 @@ from IMDLBenCo.registry import DATASETS, POSTFUNCS
 from IMDLBenCo.transforms import RandomCopyMove, RandomInpainting
 
 from .errors import UsageError
-from .validation import check_mani_folder
+from .dataset_checks import check_mani_folder
 
 
 def _imdlbenco_augmentations() -> albu.Compose:

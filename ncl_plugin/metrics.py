@@ -1,4 +1,4 @@
-"""Evaluators that IMDL-BenCo lacks, written to its evaluator interface, and the ``--metrics`` names.
+"""The metrics: ``--metrics`` names, the evaluator IMDL-BenCo lacks, and the rule that picks a run's best epoch.
 
 IMDL-BenCo's fixed-threshold pixel F1 is the number to cite. A model early in
 training (or trained on other data) can rank pixels well while its
@@ -7,10 +7,15 @@ IML papers print beside the fixed one as "optimal F1", shows that. It is an
 upper bound that looks at the ground truth to pick each image's threshold, so
 it is reported under its own name and never replaces the fixed-threshold F1.
 """
-from typing import Callable, Dict
+import functools
+from typing import Callable, Dict, List, Optional
 
+import numpy as np
 import torch
 from IMDLBenCo.evaluation import AbstractEvaluator
+
+from .config import closest
+from .errors import UsageError
 
 
 def best_threshold_f1(predict: torch.Tensor, mask: torch.Tensor, shape_mask=None) -> torch.Tensor:
@@ -82,7 +87,55 @@ EVALUATORS: Dict[str, Callable[[], AbstractEvaluator]] = {
 }
 
 
+@functools.lru_cache(maxsize=None)
+def _logged_names() -> Dict[str, str]:
+    return {metric: make().name for metric, make in EVALUATORS.items()}
+
+
 def evaluator_name(metric: str) -> str:
     """The name a ``--metrics`` entry is logged under: 'pixel-f1-best' -> 'pixel-level F1 (best threshold)'.
     Anything that is not a ``--metrics`` name is returned unchanged."""
-    return EVALUATORS[metric]().name if metric in EVALUATORS else metric
+    return _logged_names().get(metric, metric)
+
+
+def short_names() -> Dict[str, str]:
+    """Logged name -> ``--metrics`` name, for one-line summaries: 'pixel-level F1' -> 'pixel-f1'."""
+    return {logged: metric for metric, logged in _logged_names().items()}
+
+
+def parse_metrics(text: str) -> List[str]:
+    """``--metrics``: a comma list of names in EVALUATORS."""
+    names = [m.strip() for m in str(text).split(",") if m.strip()]
+    for name in names:
+        if name not in EVALUATORS:
+            raise UsageError(f"--metrics {text}: unknown metric {name!r}{closest(name, EVALUATORS)} (known: {', '.join(EVALUATORS)})")
+    if not names:
+        raise UsageError("--metrics: name at least one metric, e.g. pixel-f1")
+    return names
+
+
+def evaluator_factory(metrics: List[str]) -> Callable[[], list]:
+    """Fresh evaluators for each test set (they keep state between batches)."""
+    return lambda: [EVALUATORS[name]() for name in metrics]
+
+
+# ---------------------------------------------------------------- the best epoch
+SELECTION_RULE = "the epoch with the best mean of all test metrics over all test sets (IMDL-BenCo's rule)"
+
+
+def mean_metrics(results: Dict[str, Dict[str, float]]) -> Dict[str, float]:
+    """{test set: {metric: value}} -> {metric: mean over the test sets}."""
+    metrics = {m for per_set in results.values() for m in per_set}
+    return {m: float(np.mean([per_set[m] for per_set in results.values() if m in per_set])) for m in sorted(metrics)}
+
+
+def selection_score(results: Dict[str, Dict[str, float]]) -> float:
+    """What SELECTION_RULE maximises: the mean over metrics of each metric's mean over test sets."""
+    return float(np.mean(list(mean_metrics(results).values())))
+
+
+def best_epoch(tested: Dict[int, Dict[str, Dict[str, float]]]) -> Optional[int]:
+    """The epoch SELECTION_RULE picks from {epoch: {test set: {metric: value}}}; the earliest on a tie."""
+    if not tested:
+        return None
+    return max(sorted(tested), key=lambda epoch: selection_score(tested[epoch]))

@@ -10,7 +10,7 @@ from typing import Dict, Optional
 import torch
 import torch.nn as nn
 
-from .checkpoint import load_pretrained
+from .checkpoints import load_pretrained
 from .deeplab import DeepLabV3PlusNet
 from .sampler import check_patch_size, classify_patches
 

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .engine import SELECTION_RULE, read_log, selection_score
 from .errors import UsageError
-from .metrics import evaluator_name
+from .metrics import SELECTION_RULE, best_epoch, evaluator_name
+from .training_log import read_log, tested_epochs
 
 RULES = {
     "best": SELECTION_RULE,  # the rule summary.json's best epoch follows
@@ -54,10 +54,10 @@ def metric_key(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.lower().replace("level", ""))
 
 
-def _pick(rows: List[Tuple[int, Dict]], select: str) -> Tuple[int, Dict]:
-    if select == "last":
-        return rows[-1]
-    return max(rows, key=lambda row: selection_score(row[1]))
+def _pick(tested: Dict[int, Dict], select: str) -> Tuple[int, Dict]:
+    """The (epoch, metrics) ``--select`` names: SELECTION_RULE's best epoch, or the last tested one."""
+    epoch = max(tested) if select == "last" else best_epoch(tested)
+    return epoch, tested[epoch]
 
 
 def load_run(path: str, select: str) -> Run:
@@ -70,7 +70,7 @@ def load_run(path: str, select: str) -> Run:
         data = json.loads(summary.read_text())
         settings = {**data.get("args", {}), **data.get("model_args", {})}
     if folder.is_dir() and log.is_file():
-        tested = [(row["epoch"], row["test_metrics"]) for row in read_log(str(folder)) if row.get("test_metrics")]
+        tested = tested_epochs(read_log(str(folder)))
         if not tested:
             raise UsageError(f"{path}: log.txt holds no test metrics yet")
         epoch, metrics = _pick(tested, select)
@@ -79,7 +79,7 @@ def load_run(path: str, select: str) -> Run:
         for row in json.loads(results.read_text()):
             values = {k: v for k, v in row.items() if isinstance(v, float)}
             by_epoch.setdefault(row["epoch"], {})[row["test set"]] = values
-        epoch, metrics = _pick(sorted(by_epoch.items()), select)
+        epoch, metrics = _pick(by_epoch, select)
         if not settings and (results.parent / "summary.json").is_file():
             data = json.loads((results.parent / "summary.json").read_text())
             settings = {**data.get("args", {}), **data.get("model_args", {})}

@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import UsageError
-from .progress import track
+from .terminal import track
 
 FORMAT_VERSION = 4
 KINDS = ("splice", "copymove", "removal")

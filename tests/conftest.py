@@ -24,3 +24,11 @@ def pytest_configure(config):
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="session")
+def dataset(tmp_path_factory):
+    """40 synthetic 64x64 images (Tp/Gt folders, JSON lists, a test-set map), built once per session."""
+    from ncl_plugin import synthetic
+
+    return synthetic.build(str(tmp_path_factory.mktemp("synth")), n=40, size=64, seed=3, show_progress=False)

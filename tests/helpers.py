@@ -22,3 +22,30 @@ def rect_mask(height, width, *boxes):
     for top, left, bottom, right in boxes:
         mask[top:bottom, left:right] = 1
     return mask[None, None]
+
+
+SMALL_TRAIN = [
+    "--model", "ncl", "--backbone", "resnet18", "--output_stride", "16", "--patch_size", "16",
+    "--image_size", "64", "--batch_size", "2", "--test_batch_size", "4", "--accum_iter", "1",
+    "--warmup_epochs", "1", "--test_period", "1", "--blr", "0.05",
+]
+
+
+def train_args(data, test, out, *extra):
+    """`benco train` of one small epoch on ``data``, tested on ``test``, in this process."""
+    return ["train", *SMALL_TRAIN, "--epochs", "1", "--num_workers", "0", "--data_path", data,
+            "--test_data_path", test, "--output_dir", out, *extra]
+
+
+def error_of(argv, capsys):
+    """Run `benco` in this process; return (exit code, the lines it wrote to stderr)."""
+    from ncl_plugin import cli
+
+    code = cli.main([str(a) for a in argv])
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def small_ncl():
+    from ncl_plugin import NCL
+
+    return NCL(backbone="resnet18", patch_size=16)

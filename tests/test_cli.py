@@ -2,13 +2,13 @@
 import pytest
 
 from ncl_plugin import cli
-from ncl_plugin.cli import config_keys, train_parser
+from ncl_plugin.commands import config_keys, train
 from ncl_plugin.config import parse
 from ncl_plugin.errors import UsageError
 
 
 def parse_train(argv):
-    return parse(train_parser(), argv, config_keys())
+    return parse(train.parser(), argv, config_keys())
 
 
 def test_help_lists_every_subcommand(capsys):
@@ -87,13 +87,13 @@ def test_a_shared_config_ignores_flags_of_other_models(capsys):
     args, model_args, model_class = parse_train(["--config", "quickstart", "--model", "unet"])
     assert model_class.__name__ == "unet" and vars(model_args) == {}
     assert args.epochs > 0 and args.image_size % 32 == 0
-    assert "backbone is not a flag of unet; ignored" in capsys.readouterr().out
+    assert "backbone is not a flag of unet; ignored" in capsys.readouterr().err
 
 
 def test_a_model_whose_weight_file_is_missing_is_a_one_line_error(tmp_path):
     import torch
 
-    from ncl_plugin.engine import build_model
+    from ncl_plugin.runtime import build_model
 
     missing = tmp_path / "no_such_weights.pth"
     args, model_args, model_class = parse_train(["--model", "segformer", "--pretrain_pth_path", str(missing)])

@@ -6,7 +6,8 @@ import pytest
 import torch
 from sklearn.metrics import f1_score, jaccard_score, precision_recall_curve, roc_auc_score
 
-from ncl_plugin.engine import evaluate, evaluator_factory
+from ncl_plugin.evaluation import evaluate
+from ncl_plugin.metrics import evaluator_factory
 
 
 class Oracle(torch.nn.Module):

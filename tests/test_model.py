@@ -3,7 +3,7 @@ import torch
 
 from helpers import rect_mask
 from ncl_plugin import NCL, DeepLabV3Plus
-from ncl_plugin.checkpoint import CheckpointError
+from ncl_plugin.checkpoints import CheckpointError
 from ncl_plugin.model import VISUAL_LOSS_KEYS
 
 SIZE = 128

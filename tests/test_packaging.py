@@ -36,8 +36,8 @@ def test_installed_wheel_registers_ncl(wheel, tmp_path):
         check=True, capture_output=True, timeout=600,
     )
     script = (
-        "import ncl_plugin, ncl_plugin.registry as r; from IMDLBenCo.registry import MODELS; "
-        "print(r.__file__); print(MODELS.get('ncl').__module__)"
+        "import ncl_plugin, ncl_plugin.registry as r, ncl_plugin.cli as cli; from IMDLBenCo.registry import MODELS; "
+        "print(sorted(cli.COMMANDS)); print(ncl_plugin.__version__); print(r.__file__); print(MODELS.get('ncl').__module__)"
     )
     # The installed copy comes first on the path, and the repository is not on it at all.
     env = {**os.environ, "PYTHONPATH": str(target)}
@@ -45,6 +45,8 @@ def test_installed_wheel_registers_ncl(wheel, tmp_path):
         [sys.executable, "-W", "ignore", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    registry_file, model_module = result.stdout.strip().splitlines()[-2:]
+    commands, version, registry_file, model_module = result.stdout.strip().splitlines()[-4:]
+    assert commands == str(sorted(["train", "test", "test-robust", "complexity", "predict", "synth", "compare"]))
+    assert wheel.name.startswith(f"ncl_imdlbenco-{version}-")  # one version number, in ncl_plugin/__init__.py
     assert Path(registry_file).is_relative_to(target)
     assert model_module == "ncl_plugin.model"

@@ -64,7 +64,7 @@ def test_the_same_seed_and_index_draw_the_same_image_whatever_the_set_size(tmp_p
 def test_image_level_metrics_test_on_the_embedded_set_with_its_authentic_images(tmp_path, monkeypatch, metrics, expected):
     import argparse
 
-    from ncl_plugin.engine import prepare_data
+    from ncl_plugin.training import prepare_data
 
     monkeypatch.setenv("NCL_CACHE_DIR", str(tmp_path))
     args = argparse.Namespace(data_path=None, test_data_path=None, synthetic_images=10, synthetic_size=32)

@@ -52,7 +52,16 @@ def test_train_writes_logs_checkpoints_summary_and_tensorboard(ncl_run):
     assert summary["best_epoch"] == best["epoch"] and summary["best"] == best["test_metrics"]
     assert summary["model_args"]["backbone"] == "resnet18"
     assert list(out.glob("events.out.tfevents.*"))
-    assert "pixel-level F1" in result.stderr + result.stdout  # the closing table
+    terminal = result.stderr + result.stdout
+    assert "pixel-level F1" in terminal  # the closing table
+    # One line per epoch; IMDL-BenCo's MetricLogger lines are in train.log, not on the terminal.
+    epoch_lines = [line for line in terminal.splitlines() if line.startswith("epoch ")]
+    assert [line.split(" | ")[0] for line in epoch_lines] == ["epoch 0/1", "epoch 1/1"]
+    assert all("| loss total " in line and "| test pixel-f1 " in line for line in epoch_lines)
+    assert "Epoch: [" not in terminal and "Averaged stats" not in terminal and "---syncronized---" not in terminal
+    assert "\x1b" not in terminal  # a pipe gets no control characters
+    log = (out / "train.log").read_text()
+    assert "Epoch: [0]" in log and "Epoch: [1]" in log and "---syncronized---" in log and epoch_lines[-1] in log
 
 
 def test_checkpoint_has_imdlbenco_layout_and_loads_with_weights_only(ncl_run):
@@ -67,8 +76,9 @@ def test_checkpoint_has_imdlbenco_layout_and_loads_with_weights_only(ncl_run):
 def test_benco_test_reproduces_the_logged_metrics(ncl_run, dataset, tmp_path):
     out, _ = ncl_run
     # No --model and no model flags: both come from the checkpoints.
-    benco("test", "--checkpoint", out, "--test_data_path", dataset / "test_datasets.json",
-          "--test_batch_size", "3", "--num_workers", "0", "--metrics", METRICS, "--out", tmp_path / "results")
+    result = benco("test", "--checkpoint", out, "--test_data_path", dataset / "test_datasets.json",
+                   "--test_batch_size", "3", "--num_workers", "0", "--metrics", METRICS, "--out", tmp_path / "results")
+    assert "Test: [" not in result.stdout + result.stderr and "Test: [" in (tmp_path / "test.log").read_text()
     rows = json.loads((tmp_path / "results.json").read_text())
     logged = {r["epoch"]: r["test_metrics"]["synthetic"] for r in log_rows(out)}
     assert sorted(r["epoch"] for r in rows) == [0, 1]
@@ -106,6 +116,7 @@ def test_baselines_train_through_the_same_command(model, flags, dataset, tmp_pat
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["model"] == model
 
 
+@pytest.mark.slow
 def test_two_processes_under_torchrun_report_what_one_process_measures(dataset, tmp_path):
     out = tmp_path / "ddp"
     launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ncl_plugin"]
@@ -154,11 +165,10 @@ def test_robustness_grid_covers_every_perturbation(ncl_run, dataset, tmp_path):
 
 
 def complexity_of(*argv):
-    from ncl_plugin.cli import complexity_parser, config_keys
+    from ncl_plugin.commands import complexity, config_keys
     from ncl_plugin.config import parse
-    from ncl_plugin.testing import complexity
 
-    return complexity(*parse(complexity_parser(), ["--device", "cpu", "--image_size", "64", *argv], config_keys()))
+    return complexity.complexity(*parse(complexity.parser(), ["--device", "cpu", "--image_size", "64", *argv], config_keys()))
 
 
 def test_complexity_counts_parameters_and_inference_flops():

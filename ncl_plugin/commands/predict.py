@@ -11,13 +11,31 @@ from albumentations.pytorch import ToTensorV2
 from IMDLBenCo.transforms import get_albu_transforms
 from PIL import Image, UnidentifiedImageError
 
-from .engine import build_model, setup
-from .errors import UsageError
-from .progress import console, track
-from .testing import best_checkpoint, load_weights
+from ..checkpoints import best_checkpoint, load_weights
+from ..config import Parser
+from ..errors import UsageError
+from ..runtime import build_model, setup, single_process
+from ..terminal import command_log, say, track, warn
+from . import flags
+
+NAME = "predict"
+SUMMARY = "masks and overlays for your own images"
+TAKES_CONFIG = True
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"}
 IMAGENET = dict(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
+
+
+def parser() -> Parser:
+    p = Parser(prog="benco predict", description="Predicted masks and overlays for images of any size.")
+    flags.common(p)
+    flags.verbose(p, "predict.log in --out")
+    p.add_argument("inputs", nargs="+", help="image files or folders")
+    flags.checkpoint(p, "a checkpoint file, or a training folder (its best epoch)")
+    p.add_argument("--out", default="predictions", help="output folder")
+    p.add_argument("--threshold", default=0.5, type=float, help="mask threshold of the overlay")
+    p.add_argument("--full_resolution", action="store_true", help="predict at the image's own size (padded to a multiple of 32) instead of --image_size")
+    return p
 
 
 def collect_images(inputs: List[str]) -> List[Path]:
@@ -61,8 +79,7 @@ def overlay(image: np.ndarray, probability: np.ndarray, threshold: float) -> np.
 
 def predict(args, model_args, model_class) -> Dict[str, Dict]:
     device = setup(args)
-    if args.distributed:
-        raise UsageError("benco predict runs in one process; start it without torchrun")
+    single_process(args, NAME)
     checkpoint = best_checkpoint(args.checkpoint)
     model, unwrapped = build_model(model_class, args, model_args, device)
     load_weights(unwrapped, checkpoint, args.trust_checkpoint)
@@ -104,7 +121,15 @@ def predict(args, model_args, model_class) -> Dict[str, Dict]:
             "tampered_fraction": float((probability > args.threshold).mean()),
         }
     (out / "predictions.json").write_text(json.dumps(results, indent=2))
-    console.print(f"Wrote {2 * len(results)} PNGs and predictions.json to {out} (checkpoint {checkpoint})")
+    say(f"Wrote {2 * len(results)} PNGs and predictions.json to {out} (checkpoint {checkpoint})")
     for line in failed:
-        console.print(f"[yellow]skipped unreadable image {line}[/yellow]")
+        warn(f"skipped unreadable image {line}")
     return results
+
+
+def main(argv: List[str]) -> int:
+    args, model_args, model_class = flags.parse_command(parser(), argv, from_checkpoint=True)
+    collect_images(args.inputs)  # a wrong input is named before the output folder is written
+    with command_log(args.out, NAME, args.verbose):
+        predict(args, model_args, model_class)
+    return 0

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import UsageError
-from .progress import track
+from .terminal import track
 
 NEGATIVE = "Negative"  # IMDL-BenCo's JsonDataset marker for an authentic image
 

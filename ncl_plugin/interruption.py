@@ -8,17 +8,17 @@ the position in the epoch and the random states; resuming replays the
 epoch's data up to that position without training on it, restores the
 random states, and goes on as if nothing had happened.
 """
+import contextlib
 import random
 import signal
-from typing import Dict, Optional
+from typing import Dict, Iterator, Optional
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
 from . import compat
-from .errors import RunError
-from .progress import console
+from .terminal import warn
 
 
 # ---------------------------------------------------------------- seeds and random states
@@ -76,7 +76,7 @@ class StopRequest:
         if self.signum is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
         self.signum = signum
-        console.print(f"[yellow]{signal.Signals(signum).name}: finishing the current step, then saving a resumable checkpoint[/yellow]")
+        warn(f"{signal.Signals(signum).name}: finishing the current step, then saving a resumable checkpoint")
 
     def requested(self) -> Optional[int]:
         """The signal number to stop for, agreed by every rank, or None."""
@@ -146,42 +146,20 @@ class EpochLoader:
             self.progress.advance(task)
 
 
-# ---------------------------------------------------------------- non-finite losses
-class GuardedScaler:
-    """IMDL-BenCo's loss scaler, refusing non-finite losses.
+# trainer.py:79 sets the lr from `data_iter_step / len(data_loader) + epoch`.
+SCHEDULE_LINE = "adjust_learning_rate(optimizer, data_iter_step / len(data_loader) + epoch, args)"
 
-    A non-finite loss skips its step with a warning (on every rank, so that DDP
-    stays in step); ``max_nonfinite`` consecutive ones stop the run.
+
+@contextlib.contextmanager
+def schedule_follows(loader: EpochLoader) -> Iterator[None]:
+    """IMDL-BenCo's learning-rate schedule at the loader's position, skipped batches included.
+
+    IMDL-BenCo counts steps from the first batch it iterates; an epoch resumed
+    mid-way iterates only its remaining batches, so without this the schedule
+    would restart from the epoch's beginning.
     """
+    from IMDLBenCo.training_scripts.trainer import trainer
 
-    def __init__(self, inner, max_nonfinite: int = 20):
-        self.inner = inner
-        self.max_nonfinite = max_nonfinite
-        self.consecutive = 0
-        self.skipped = 0
-        self.state_dict_key = getattr(inner, "state_dict_key", "amp_scaler")
-
-    def __call__(self, loss, optimizer, *args, **kwargs):
-        finite = torch.isfinite(loss.detach()).all().float().reshape(1)
-        if dist.is_available() and dist.is_initialized():
-            finite = finite.to(compat.collective_device())
-            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-        if finite.item() < 1:
-            self.consecutive += 1
-            self.skipped += 1
-            console.print(f"[yellow]non-finite loss ({loss.detach().float().mean().item()}): step skipped "
-                          f"({self.consecutive} in a row)[/yellow]")
-            if self.consecutive >= self.max_nonfinite:
-                raise RunError(
-                    f"the loss was not finite for {self.consecutive} steps in a row (--max_nonfinite_steps); "
-                    f"lower --lr or --blr, or check the data; the last checkpoint is kept"
-                )
-            return None
-        self.consecutive = 0
-        return self.inner(loss, optimizer, *args, **kwargs)
-
-    def state_dict(self):
-        return self.inner.state_dict()
-
-    def load_state_dict(self, state):
-        self.inner.load_state_dict(state)
+    original = trainer.adjust_learning_rate
+    with compat.patched(trainer, "adjust_learning_rate", lambda opt, _, args: original(opt, loader.position, args)):
+        yield

@@ -1,0 +1,13 @@
+"""The ``benco`` commands this plugin adds, one module each.
+
+Each module holds ``NAME``, a one-line ``SUMMARY``, ``TAKES_CONFIG`` (whether
+``--config`` files apply), ``parser()`` (its flags) and ``main(argv)``.
+"""
+from . import compare, complexity, predict, robustness, synth, test, train
+
+COMMANDS = {module.NAME: module for module in (train, test, robustness, complexity, predict, synth, compare)}
+
+
+def config_keys() -> set:
+    """Keys a --config file may hold: the flags of every command that takes one."""
+    return {a.dest for m in COMMANDS.values() if m.TAKES_CONFIG for a in m.parser()._actions} - {"help"}

@@ -1,0 +1,97 @@
+"""``benco test-robust``: IMDL-BenCo's robustness grid (JPEG, blur, noise) plus the NCL paper's resize factors."""
+import os
+from typing import Dict, List, Tuple
+
+from ..checkpoints import best_checkpoint, load_weights
+from ..config import Parser
+from ..errors import UsageError
+from ..terminal import command_log, progress_session, say
+from . import flags
+from .test import results_stem
+
+NAME = "test-robust"
+SUMMARY = "IMDL-BenCo's JPEG / blur / noise grid plus resize factors"
+TAKES_CONFIG = True
+
+
+def parser() -> Parser:
+    p = Parser(prog="benco test-robust", description="IMDL-BenCo's robustness grid plus the NCL paper's resize factors.")
+    flags.common(p)
+    flags.evaluation(p)
+    flags.verbose(p, "test-robust.log beside the results")
+    flags.checkpoint(p, "a checkpoint file, or a training folder (its best epoch)")
+    p.add_argument("--test_data_path", required=True, help="a dataset folder, or a JSON map {name: path} of test sets")
+    p.add_argument("--jpeg", default="50,60,70,80,90,100", help="JPEG qualities")
+    p.add_argument("--blur", default="0,3,7,11,15,19,23", help="Gaussian blur kernel sizes (0: none)")
+    p.add_argument("--noise", default="3,7,11,15,19,23", help="Gaussian noise variances")
+    p.add_argument("--resize", default="0.78,0.25", help="resize factors (down and back up)")
+    p.add_argument("--out", default=None, help="results file stem (default: robustness in the checkpoint's folder)")
+    return p
+
+
+def _numbers(text: str, flag: str, kind=float) -> List:
+    try:
+        return [kind(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        raise UsageError(f"{flag} {text}: expected a comma list of numbers") from None
+
+
+def perturbations(args) -> Dict[str, List[Tuple[float, object]]]:
+    """{perturbation: [(parameter, albumentations transform or None)]}.
+
+    JPEG, blur and noise use IMDL-BenCo's own robustness wrappers; resize uses
+    albumentations' Downscale (down by the factor, back up to the original size).
+    """
+    import albumentations as albu
+    from IMDLBenCo.transforms.robustness_wrapper import GaussianBlurWrapper, GaussianNoiseWrapper, JpegCompressionWrapper
+
+    grid = {
+        "jpeg": list(JpegCompressionWrapper(_numbers(args.jpeg, "--jpeg", int))),
+        "blur": list(GaussianBlurWrapper(_numbers(args.blur, "--blur", int))),
+        "noise": list(GaussianNoiseWrapper(_numbers(args.noise, "--noise", int))),
+        "resize": [],
+    }
+    for factor in _numbers(args.resize, "--resize"):
+        if not 0 < factor <= 1:
+            raise UsageError(f"--resize {args.resize}: factors must be in (0, 1]")
+        transform = None if factor == 1 else albu.Downscale(scale_min=factor, scale_max=factor, interpolation=0, p=1.0)
+        grid["resize"].append((factor, transform))
+    return {name: params for name, params in grid.items() if params}
+
+
+def test_robust(args, model_args, model_class) -> List[Dict]:
+    from .. import data
+    from ..evaluation import evaluate, print_rows, test_datasets, write_rows
+    from ..metrics import evaluator_factory, parse_metrics
+    from ..runtime import build_model, is_main, setup
+
+    device = setup(args)
+    make_evaluators = evaluator_factory(parse_metrics(args.metrics))
+    path = best_checkpoint(args.checkpoint)
+    grid = perturbations(args)
+    model, unwrapped = build_model(model_class, args, model_args, device)
+    load_weights(unwrapped, path, args.trust_checkpoint)
+    post = data.post_function(args.model)
+    rows = []
+    for name, params in grid.items():
+        for param, transform in params:
+            datasets = test_datasets(args, post, transform)
+            loaders = {k: data.test_loader(ds, args, args.distributed) for k, ds in datasets.items()}
+            with progress_session(enabled=is_main()) as progress:
+                results = evaluate(model, loaders, make_evaluators, device, 0, args, progress=progress)
+            for test_set, metrics in results.items():
+                rows.append({"perturbation": name, "parameter": param, "test set": test_set, **metrics})
+    if is_main():
+        for name in grid:
+            print_rows([r for r in rows if r["perturbation"] == name], f"{name} ({os.path.basename(path)})", ["parameter", "test set"])
+        json_path, csv_path = write_rows(rows, results_stem(args, "robustness"))
+        say(f"Wrote {json_path} and {csv_path}")
+    return rows
+
+
+def main(argv: List[str]) -> int:
+    args, model_args, model_class = flags.parse_command(parser(), argv, from_checkpoint=True)
+    best_checkpoint(args.checkpoint)  # a missing checkpoint is named before any folder is written
+    with command_log(os.path.dirname(os.path.abspath(results_stem(args, "robustness"))), NAME, args.verbose):
+        test_robust(args, model_args, model_class)
+    return 0

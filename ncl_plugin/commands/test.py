@@ -1,0 +1,66 @@
+"""``benco test``: one checkpoint, or every checkpoint of a folder, on every test set."""
+import os
+from typing import Dict, List
+
+from ..checkpoints import checkpoint_files, load_weights
+from ..config import Parser
+from ..terminal import command_log, progress_session, say
+from . import flags
+
+NAME = "test"
+SUMMARY = "test checkpoints on test sets; a table, JSON and CSV"
+TAKES_CONFIG = True
+
+
+def parser() -> Parser:
+    p = Parser(prog="benco test", description="Test one checkpoint, or every checkpoint of a folder, on every test set.")
+    flags.common(p)
+    flags.evaluation(p)
+    flags.verbose(p, "test.log beside the results")
+    flags.checkpoint(p, "a checkpoint file, or a folder of checkpoint-<epoch>.pth")
+    p.add_argument("--test_data_path", required=True, help="a dataset folder, or a JSON map {name: path} of test sets")
+    p.add_argument("--out", default=None, help="results file stem (default: test_results in the checkpoint's folder); .json and .csv are written")
+    return p
+
+
+def results_stem(args, name: str) -> str:
+    """--out, or ``name`` in the checkpoint's folder."""
+    if args.out:
+        return args.out
+    folder = args.checkpoint if os.path.isdir(args.checkpoint) else os.path.dirname(os.path.abspath(args.checkpoint))
+    return os.path.join(folder, name)
+
+
+def test(args, model_args, model_class) -> List[Dict]:
+    """Every checkpoint on every test set. Returns one row per (checkpoint, test set)."""
+    from .. import data
+    from ..evaluation import evaluate, print_rows, test_datasets, write_rows
+    from ..metrics import evaluator_factory, parse_metrics
+    from ..runtime import build_model, is_main, setup
+
+    device = setup(args)
+    make_evaluators = evaluator_factory(parse_metrics(args.metrics))
+    checkpoints = checkpoint_files(args.checkpoint)
+    post = data.post_function(args.model)
+    loaders = {name: data.test_loader(ds, args, args.distributed) for name, ds in test_datasets(args, post).items()}
+    model, unwrapped = build_model(model_class, args, model_args, device)
+    rows = []
+    for epoch, path in checkpoints:
+        load_weights(unwrapped, path, args.trust_checkpoint)
+        with progress_session(enabled=is_main()) as progress:
+            results = evaluate(model, loaders, make_evaluators, device, epoch, args, progress=progress)
+        for name, metrics in results.items():
+            rows.append({"checkpoint": os.path.basename(path), "epoch": epoch, "test set": name, **metrics})
+    if is_main():
+        print_rows(rows, f"benco test: {args.model}", ["checkpoint", "epoch", "test set"])
+        json_path, csv_path = write_rows(rows, results_stem(args, "test_results"))
+        say(f"Wrote {json_path} and {csv_path}")
+    return rows
+
+
+def main(argv: List[str]) -> int:
+    args, model_args, model_class = flags.parse_command(parser(), argv, from_checkpoint=True)
+    checkpoint_files(args.checkpoint)  # a missing checkpoint is named before any folder is written
+    with command_log(os.path.dirname(os.path.abspath(results_stem(args, "test_results"))), NAME, args.verbose):
+        test(args, model_args, model_class)
+    return 0

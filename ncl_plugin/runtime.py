@@ -1,0 +1,84 @@
+"""What every command that runs a model sets up first: device, processes, seeds, the model itself."""
+import os
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+
+from . import compat, data
+from .config import model_kwargs
+from .errors import UsageError
+
+
+def resolve_device(name: Optional[str]) -> torch.device:
+    """``--device``: CUDA when present, else CPU; asking for CUDA without a GPU is an error."""
+    if not name:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UsageError(f"--device {name}: not a device; use cpu, cuda or cuda:N") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {name}: no CUDA GPU is visible on this machine; use --device cpu")
+    return device
+
+
+def is_main() -> bool:
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def setup(args) -> torch.device:
+    """Device, AMP switch, process group and seeds, in that order."""
+    args.device = str(resolve_device(args.device))
+    compat.init_distributed(args)
+    device = torch.device(args.device)
+    # AMP only on CUDA; IMDL-BenCo's trainer reads args.if_not_amp.
+    args.if_not_amp = bool(getattr(args, "if_not_amp", True)) or device.type != "cuda"
+    compat.seed_everything(args.seed + args.rank)
+    if args.num_workers is None:
+        args.num_workers = data.default_num_workers(int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+    args.pin_mem = bool(args.pin_mem) and device.type == "cuda"
+    if not args.if_padding and not args.if_resizing:
+        args.if_resizing = True  # IMDL-BenCo requires one of the two; resizing is its usual choice
+    if args.if_padding and args.if_resizing:
+        raise UsageError("--if_padding and --if_resizing exclude each other; pass one")
+    if args.image_size % 32:
+        raise UsageError(f"--image_size {args.image_size}: must be a multiple of 32")
+    return device
+
+
+def single_process(args, command: str) -> None:
+    if args.distributed:
+        raise UsageError(f"benco {command} runs in one process; start it without torchrun")
+
+
+def build_model(model_class, args, model_args, device: torch.device):
+    """Instantiate, move to ``device`` and wrap in DDP when distributed. Returns (model, unwrapped)."""
+    try:
+        model = model_class(**model_kwargs(model_class, args, model_args))
+    except (ValueError, TypeError) as err:
+        raise UsageError(f"--model {args.model}: {err}") from None
+    except (OSError, KeyError, RuntimeError) as err:
+        # IMDL-BenCo's models load pre-trained weights in their constructors: a missing
+        # or mismatched weight file surfaces here.
+        raise UsageError(f"--model {args.model} could not be built: {type(err).__name__}: {err} "
+                         "(check its weight-path flags; `benco train --model "
+                         f"{args.model} --help` lists them)") from None
+    if args.distributed and device.type == "cuda":
+        model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    model.to(device)
+    if getattr(args, "channels_last", False):
+        model = model.to(memory_format=torch.channels_last)
+    unwrapped = model
+    if args.distributed:
+        model = torch.nn.parallel.DistributedDataParallel(
+            model,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=bool(getattr(args, "find_unused_parameters", False)),
+        )
+    return model, unwrapped

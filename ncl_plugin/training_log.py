@@ -1,0 +1,54 @@
+"""The record a training run keeps beside its checkpoints.
+
+``log.txt``: one JSON row per epoch, as IMDL-BenCo's train.py writes it
+(``train_<loss>``, ``test_<metric>``, ``epoch``), plus ``test_metrics`` per
+test set. ``summary.json``: the best epoch by :data:`metrics.SELECTION_RULE`,
+the last tested epoch, and every setting of the run.
+"""
+import json
+import os
+from typing import Dict, List
+
+from .checkpoints import plain
+from .metrics import SELECTION_RULE, best_epoch, mean_metrics
+
+LOG_NAME = "log.txt"
+SUMMARY_NAME = "summary.json"
+
+
+def read_log(output_dir: str) -> List[Dict]:
+    path = os.path.join(output_dir, LOG_NAME)
+    if not os.path.isfile(path):
+        return []
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def append_row(output_dir: str, row: Dict) -> None:
+    with open(os.path.join(output_dir, LOG_NAME), "a", encoding="utf-8") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
+def tested_epochs(rows: List[Dict]) -> Dict[int, Dict[str, Dict[str, float]]]:
+    """{epoch: {test set: {metric: value}}} of the rows that hold test metrics, in epoch order."""
+    return {row["epoch"]: row["test_metrics"] for row in rows if row.get("test_metrics")}
+
+
+def write_summary(args, model_args, checkpoints: List[str]) -> Dict:
+    """summary.json: the best epoch's metrics per test set, by SELECTION_RULE, and the last epoch's."""
+    tested = tested_epochs(read_log(args.output_dir))
+    summary = {"model": args.model, "model_args": plain(model_args), "selection": SELECTION_RULE}
+    if tested:
+        best, last = best_epoch(tested), max(tested)
+        summary.update(best_epoch=best, best=tested[best], best_mean=mean_metrics(tested[best]),
+                       last_epoch=last, last=tested[last])
+    summary.update(
+        output_dir=os.path.abspath(args.output_dir),
+        checkpoints=[os.path.abspath(p) for p in checkpoints],
+        args=plain(args),
+    )
+    tmp = os.path.join(args.output_dir, SUMMARY_NAME + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(summary, handle, indent=2)
+    os.replace(tmp, os.path.join(args.output_dir, SUMMARY_NAME))
+    return summary

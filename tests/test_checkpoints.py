@@ -1,0 +1,82 @@
+"""Checkpoints: saved atomically, never with non-finite weights, loaded without running code, resumed."""
+import argparse
+import errno
+from fractions import Fraction
+
+import pytest
+import torch
+
+from helpers import small_ncl
+from ncl_plugin.checkpoints import CheckpointError, load_checkpoint, resume, save_checkpoint
+from ncl_plugin.errors import RunError
+from ncl_plugin.training import GuardedScaler
+
+
+def saving_args(tmp_path):
+    return argparse.Namespace(output_dir=str(tmp_path), resume="auto", start_epoch=0, model="ncl")
+
+
+def test_a_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch, capsys):
+    model = small_ncl()
+    optimizer = torch.optim.AdamW(model.parameters())
+    scaler = GuardedScaler(torch.amp.GradScaler("cpu", enabled=False))
+    args = saving_args(tmp_path)
+    assert save_checkpoint(args, {}, 0, model, optimizer, scaler)
+    before = (tmp_path / "checkpoint-0.pth").read_bytes()
+
+    real_save = torch.save
+
+    def disk_full(obj, handle, *a, **k):
+        handle.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", disk_full)
+    assert save_checkpoint(args, {}, 0, model, optimizer, scaler) is None
+    message = capsys.readouterr().err
+    assert "could not write" in message and "the disk is full" in message and "previous checkpoint is kept" in message
+    monkeypatch.setattr(torch, "save", real_save)
+    assert (tmp_path / "checkpoint-0.pth").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-0.pth"]  # no temporary file left
+
+
+def test_a_non_finite_model_is_never_saved(tmp_path):
+    model = small_ncl()
+    with torch.no_grad():
+        model.net.decoder.heads[0].weight[0, 0, 0, 0] = float("nan")
+    scaler = GuardedScaler(torch.amp.GradScaler("cpu", enabled=False))
+    with pytest.raises(RunError, match="weights are not finite"):
+        save_checkpoint(saving_args(tmp_path), {}, 3, model, torch.optim.AdamW(model.parameters()), scaler)
+    assert not (tmp_path / "checkpoint-3.pth").exists()
+
+
+def test_resume_auto_skips_a_corrupt_checkpoint(tmp_path, capsys):
+    model = small_ncl()
+    optimizer = torch.optim.AdamW(model.parameters())
+    scaler = GuardedScaler(torch.amp.GradScaler("cpu", enabled=False))
+    args = saving_args(tmp_path)
+    save_checkpoint(args, {}, 4, model, optimizer, scaler)
+    good = {k: v.clone() for k, v in model.state_dict().items()}
+    save_checkpoint(args, {}, 5, model, optimizer, scaler)
+    data = (tmp_path / "checkpoint-5.pth").read_bytes()
+    (tmp_path / "checkpoint-5.pth").write_bytes(data[: len(data) // 2])  # killed mid-copy by another tool
+
+    fresh = small_ncl()
+    step, rng = resume(args, fresh, torch.optim.AdamW(fresh.parameters()), scaler)
+    assert args.start_epoch == 5 and step == 0 and rng is None
+    message = capsys.readouterr().err
+    assert "skipping --resume" in message and "checkpoint-5.pth" in message
+    assert all(torch.equal(fresh.state_dict()[k], v) for k, v in good.items())
+
+
+def test_arbitrary_pickles_need_an_explicit_flag(tmp_path):
+    path = tmp_path / "foreign.pth"
+    torch.save({"model": {}, "note": Fraction(1, 3)}, path)
+    with pytest.raises(CheckpointError, match="pass --trust_checkpoint only if you trust its source"):
+        load_checkpoint(str(path))
+    assert load_checkpoint(str(path), trusted=True)["note"] == Fraction(1, 3)
+
+
+def test_imdlbenco_checkpoints_with_a_namespace_load_without_full_unpickling(tmp_path):
+    path = tmp_path / "checkpoint-0.pth"
+    torch.save({"model": {"w": torch.ones(1)}, "epoch": 0, "args": argparse.Namespace(lr=1e-4, model="x")}, path)
+    assert load_checkpoint(str(path))["args"].lr == 1e-4

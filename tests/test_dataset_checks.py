@@ -1,0 +1,127 @@
+"""Datasets are checked before training: a bad file is named in one line, or skipped and counted."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import error_of, train_args
+from ncl_plugin.dataset_checks import BadSample, ImageLoader
+
+
+def copy_mani(source: Path, target: Path, count=None) -> Path:
+    for sub in ("Tp", "Gt"):
+        (target / sub).mkdir(parents=True)
+        for file in sorted((source / sub).iterdir())[:count]:
+            (target / sub / file.name).write_bytes(file.read_bytes())
+    return target
+
+
+def test_empty_tp_folder(tmp_path, capsys):
+    (tmp_path / "set" / "Tp").mkdir(parents=True)
+    (tmp_path / "set" / "Gt").mkdir()
+    code, err = error_of(train_args(tmp_path / "set", tmp_path / "set", tmp_path / "out"), capsys)
+    assert code == 2 and err == [f"benco train: error: --data_path {tmp_path / 'set'}: Tp/ is empty"]
+
+
+def test_tp_and_gt_counts_differ(dataset, tmp_path, capsys):
+    folder = copy_mani(dataset / "train", tmp_path / "set", count=5)
+    extra = sorted((folder / "Gt").iterdir())[0]
+    extra.rename(folder / "Gt" / "zz_orphan.png")
+    (folder / "Tp" / "yy_alone.png").write_bytes(b"")
+    code, err = error_of(train_args(folder, dataset / "test", tmp_path / "out"), capsys)
+    assert code == 2 and len(err) == 1
+    assert "Tp/ has 6 files but Gt/ has 5; they are paired in sorted order; for example" in err[0]
+
+
+def test_json_entry_that_does_not_exist_is_named(dataset, tmp_path, capsys):
+    entries = json.loads((dataset / "train.json").read_text())[:4]
+    entries[2][0] = str(tmp_path / "gone.png")
+    listing = tmp_path / "train.json"
+    listing.write_text(json.dumps(entries))
+    code, err = error_of(train_args(listing, dataset / "test", tmp_path / "out"), capsys)
+    assert code == 2
+    assert err == [f"benco train: error: --data_path {listing}: {tmp_path / 'gone.png'}: file not found; "
+                   "fix the files or pass --skip_bad_samples to leave them out"]
+
+
+def test_test_set_json_that_is_a_list(dataset, capsys, tmp_path):
+    code, err = error_of(train_args(dataset / "train", dataset / "test.json", tmp_path / "out"), capsys)
+    assert code == 2 and len(err) == 1
+    assert "expected a JSON map of test-set names to dataset paths" in err[0] and "got a list" in err[0]
+
+
+def test_mask_of_another_size_is_caught_before_training(dataset, tmp_path, capsys):
+    folder = copy_mani(dataset / "train", tmp_path / "set", count=6)
+    mask = sorted((folder / "Gt").iterdir())[3]
+    Image.new("L", (32, 48)).save(mask)
+    code, err = error_of(train_args(folder, dataset / "test", tmp_path / "out"), capsys)
+    assert code == 2 and len(err) == 1
+    assert "is 64x64 but its mask" in err[0] and mask.name in err[0] and "is 32x48" in err[0]
+    assert not (tmp_path / "out" / "log.txt").exists()  # nothing trained
+
+
+def test_unreadable_files_are_named_or_skipped(dataset, tmp_path, capsys):
+    folder = copy_mani(dataset / "train", tmp_path / "set", count=8)
+    broken = sorted((folder / "Tp").iterdir())[1]
+    broken.write_bytes(b"not an image at all")
+    code, err = error_of(train_args(folder, dataset / "test", tmp_path / "out"), capsys)
+    assert code == 2 and len(err) == 1 and str(broken) in err[0] and "unreadable image" in err[0]
+
+    code, err = error_of(train_args(folder, dataset / "test", tmp_path / "out", "--skip_bad_samples"), capsys)
+    assert code == 0
+    assert any("--skip_bad_samples: left out 1 bad sample(s) found by the scan" in line for line in err)
+
+
+def test_truncated_image_fails_at_decode_naming_it_or_is_skipped_and_counted(dataset, tmp_path, capsys):
+    folder = copy_mani(dataset / "train", tmp_path / "set", count=8)
+    truncated = sorted((folder / "Tp").iterdir())[4]
+    truncated.write_bytes(truncated.read_bytes()[:300])  # the header survives, the pixels do not
+    code, err = error_of(train_args(folder, dataset / "test", tmp_path / "out"), capsys)
+    assert code == 2  # the error is the last line, after the progress bar of the epoch it stopped
+    assert err[-1].startswith(f"benco train: error: {truncated}: unreadable or truncated image")
+    assert not any("Traceback" in line for line in err)
+
+    code, _ = error_of(train_args(folder, dataset / "test", tmp_path / "skip", "--skip_bad_samples"), capsys)
+    assert code == 0
+    (row,) = [json.loads(line) for line in (tmp_path / "skip" / "log.txt").read_text().splitlines()]
+    assert row["skipped_samples"] == 1
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGBA", "P", "I;16", "I", "F", "CMYK", "1"])
+def test_every_image_mode_is_converted_to_rgb(tmp_path, mode):
+    rng = np.random.default_rng(0)
+    if mode == "I;16":
+        image = Image.fromarray(rng.integers(0, 65535, (10, 12), dtype=np.uint16))
+        expected = np.asarray(image, dtype=np.float64) * 255 / 65535
+    else:
+        image = Image.fromarray(rng.integers(0, 255, (10, 12, 3), dtype=np.uint8)).convert(mode)
+        expected = None
+    path = tmp_path / ("x.tif" if mode in ("I;16", "I", "F", "CMYK") else "x.png")
+    image.save(path)
+    loaded = ImageLoader()(str(path))
+    assert loaded.mode == "RGB" and loaded.size == (12, 10)
+    if expected is not None:  # 16-bit: scaled, not clipped to white
+        assert np.abs(np.asarray(loaded)[..., 0] - expected).max() <= 1
+
+
+def test_non_binary_masks_are_warned_once(tmp_path):
+    paths = []
+    for i in range(2):
+        path = tmp_path / f"m{i}.png"
+        Image.fromarray(np.array([[0, 100], [200, 255]], dtype=np.uint8)).save(path)
+        paths.append(str(path))
+    loader = ImageLoader(masks=paths)
+    with pytest.warns(UserWarning, match="mask is not binary"):
+        loader(paths[0])
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loader(paths[1])  # the second one is not reported
+
+
+def test_missing_file_at_decode_is_a_bad_sample(tmp_path):
+    with pytest.raises(BadSample, match="gone.png: file not found"):
+        ImageLoader()(str(tmp_path / "gone.png"))
