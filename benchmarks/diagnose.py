@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def load(checkpoint: str):
-    from ncl_plugin.config import get_model_class, model_parameters
     from ncl_plugin.checkpoints import best_checkpoint, checkpoint_defaults, load_weights
+    from ncl_plugin.config import get_model_class, model_parameters
 
     name, defaults = checkpoint_defaults(checkpoint)
     model_class = get_model_class(name)

@@ -1,6 +1,7 @@
 """NCL (ICCV 2023) for IMDL-BenCo: importing this package registers NCL, its
 DeepLabV3+ baseline, the tri-class patch sampler and the dual losses in
 IMDL-BenCo's registries, so that IMDL-BenCo's scripts train them by name."""
+
 from .deeplab import DeepLabV3PlusNet
 from .losses import NCLContrastiveLoss, PivotConsistentLoss
 from .model import NCL, DeepLabV3Plus

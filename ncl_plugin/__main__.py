@@ -1,4 +1,5 @@
 """``python -m ncl_plugin ...`` is ``benco ...``; torchrun runs it with ``-m ncl_plugin``."""
+
 from .cli import console_main
 
 if __name__ == "__main__":

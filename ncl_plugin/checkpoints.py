@@ -12,6 +12,7 @@ checkpoints then fail because they pickle an ``argparse.Namespace`` under
 ``args``. A Namespace of plain values is harmless, so it is allow-listed here
 instead of falling back to a full unpickle.
 """
+
 import argparse
 import errno
 import json
@@ -77,7 +78,7 @@ def model_state_dict(checkpoint: Any, path: str, flag: str = "--checkpoint") -> 
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(f"{flag} {path}: holds no model state dict")
     # Checkpoints saved from a DDP-wrapped model prefix every key with 'module.'.
-    return {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
 def load_weights(model: torch.nn.Module, path: str, trusted: bool = False) -> None:

@@ -4,6 +4,7 @@
 CLI unchanged. ``python -m ncl_plugin`` takes the same arguments (and is what
 torchrun runs: ``torchrun --nproc_per_node=N -m ncl_plugin train ...``).
 """
+
 import contextlib
 import io
 import os
@@ -83,7 +84,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return _delegate_to_imdlbenco(argv)
     command = argv[0]
     if command not in COMMANDS:
-        print(f"benco: unknown command {command!r}{closest(command, list(COMMANDS) + ['init', 'env'])}\n\n{help_text()}", file=sys.stderr)
+        print(
+            f"benco: unknown command {command!r}{closest(command, list(COMMANDS) + ['init', 'env'])}\n\n{help_text()}",
+            file=sys.stderr,
+        )
         return 2
     debug = "--debug" in argv or os.environ.get("NCL_DEBUG") == "1"
     try:

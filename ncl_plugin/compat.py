@@ -6,6 +6,7 @@ lines listed in :data:`ADAPTED_LINES`, and puts them back afterwards.
 ``tests/test_compat.py`` checks that each of those lines is still in the
 installed IMDL-BenCo, so that an upgrade says which adaptation to drop.
 """
+
 import contextlib
 import os
 import types
@@ -18,11 +19,13 @@ from IMDLBenCo.training_scripts.utils import misc
 
 from .errors import UsageError
 
-
 # (file under IMDLBenCo/, the line as IMDL-BenCo writes it, what replaces it here)
 ADAPTED_LINES: Tuple[Tuple[str, str, str], ...] = (
-    ("training_scripts/utils/misc.py", "t = torch.tensor([self.count, self.total], dtype=torch.float64, device='cuda')",
-     "_synchronize_between_processes"),
+    (
+        "training_scripts/utils/misc.py",
+        "t = torch.tensor([self.count, self.total], dtype=torch.float64, device='cuda')",
+        "_synchronize_between_processes",
+    ),
     ("training_scripts/utils/misc.py", "x_reduce = torch.tensor(x).cuda()", "_all_reduce_mean, _all_reduce_sum"),
     ("evaluation/F1.py", "dist.all_gather(gather_predict_list, predict)", "_single_process_distributed"),
     ("evaluation/AUC.py", "dist.all_gather(gather_predict_list, predict)", "_single_process_distributed"),

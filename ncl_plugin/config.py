@@ -5,6 +5,7 @@ command line. The YAML file is flat: its keys are flag names without the
 leading dashes (``epochs: 10``, ``patch_size: 16``), for the subcommand's
 flags and the chosen model's flags alike.
 """
+
 import argparse
 import difflib
 import inspect
@@ -75,7 +76,9 @@ def get_model_class(name: str):
     if not name:
         raise UsageError("--model is required (for example --model ncl)")
     if not MODELS.has(name):
-        raise UsageError(f"--model {name!r} is not registered in IMDL-BenCo's MODELS{closest(name, MODELS.module_dict)}")
+        raise UsageError(
+            f"--model {name!r} is not registered in IMDL-BenCo's MODELS{closest(name, MODELS.module_dict)}"
+        )
     return MODELS.get(name)
 
 
@@ -179,7 +182,9 @@ def parse(
                 continue
             model_keys.add(action.dest)
             if action.dest not in own:
-                group.add_argument(*action.option_strings, dest=action.dest, type=action.type, default=action.default, help=action.help)
+                group.add_argument(
+                    *action.option_strings, dest=action.dest, type=action.type, default=action.default, help=action.help
+                )
         if inherited_model:
             inherited = {**inherited, "model": inherited_model}
     valid = set(known_config_keys) | own | model_keys

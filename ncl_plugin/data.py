@@ -1,4 +1,5 @@
 """IMDL-BenCo datasets, transforms and loaders, as IMDL-BenCo's train.py builds them."""
+
 import json
 import os
 from pathlib import Path
@@ -10,8 +11,8 @@ from IMDLBenCo.datasets import BalancedDataset, JsonDataset, ManiDataset
 from IMDLBenCo.registry import DATASETS, POSTFUNCS
 from IMDLBenCo.transforms import RandomCopyMove, RandomInpainting
 
-from .errors import UsageError
 from .dataset_checks import check_mani_folder
+from .errors import UsageError
 
 
 def _imdlbenco_augmentations() -> albu.Compose:
@@ -107,7 +108,9 @@ def build_dataset(path: str, args, transform, post, flag: str = "--data_path"):
         raise UsageError(f"{flag} {path}: expected a non-empty JSON list")
     for index, entry in enumerate(entries):
         if not (isinstance(entry, (list, tuple)) and len(entry) == 2 and all(isinstance(v, str) for v in entry)):
-            raise UsageError(f"{flag} {path}: entry {index} is {entry!r}; expected [image path, mask path or \"Negative\"]")
+            raise UsageError(
+                f'{flag} {path}: entry {index} is {entry!r}; expected [image path, mask path or "Negative"]'
+            )
     if DATASETS.has(entries[0][0]):
         for name, member in entries:
             missing(member, f"{flag} {path}: {name}")
@@ -115,7 +118,9 @@ def build_dataset(path: str, args, transform, post, flag: str = "--data_path"):
                 check_mani_folder(member, f"{flag} {path}: {name}")
         return BalancedDataset(path, **options)
     if not os.path.isfile(entries[0][0]):
-        raise UsageError(f"{flag} {path}: entry 0: {entries[0][0]}: no such file (relative paths count from the current folder)")
+        raise UsageError(
+            f"{flag} {path}: entry 0: {entries[0][0]}: no such file (relative paths count from the current folder)"
+        )
     return JsonDataset(path, **options)
 
 

@@ -5,6 +5,7 @@ different sizes or an unreadable header surfaces before the first epoch, not
 at epoch 80. What a header cannot show (a truncated file) surfaces when the
 image is decoded, as a :class:`BadSample` naming the file.
 """
+
 import multiprocessing
 import os
 import warnings
@@ -111,7 +112,9 @@ def check_mani_folder(path: str, flag: str) -> None:
     tp_dir, gt_dir = os.path.join(path, "Tp"), os.path.join(path, "Gt")
     for sub in (tp_dir, gt_dir):
         if not os.path.isdir(sub):
-            raise UsageError(f"{flag} {path}: no {os.path.basename(sub)}/ folder; a ManiDataset folder holds Tp/ (images) and Gt/ (masks)")
+            raise UsageError(
+                f"{flag} {path}: no {os.path.basename(sub)}/ folder; a ManiDataset folder holds Tp/ (images) and Gt/ (masks)"
+            )
     tp, gt = sorted(os.listdir(tp_dir)), sorted(os.listdir(gt_dir))
     if not tp:
         raise UsageError(f"{flag} {path}: Tp/ is empty")
@@ -129,7 +132,9 @@ class SkipCounter:
     """Bad samples skipped during an epoch, counted across DataLoader worker processes."""
 
     def __init__(self):
-        self._value = multiprocessing.get_context("fork").Value("i", 0) if os.name == "posix" else multiprocessing.Value("i", 0)
+        self._value = (
+            multiprocessing.get_context("fork").Value("i", 0) if os.name == "posix" else multiprocessing.Value("i", 0)
+        )
 
     def add(self) -> None:
         with self._value.get_lock():

@@ -3,6 +3,7 @@
 Pure torch and timm: nothing here knows about IMDL-BenCo, and nothing is ever
 downloaded (the encoder is built with ``pretrained=False``).
 """
+
 import math
 from typing import List, Sequence, Tuple
 

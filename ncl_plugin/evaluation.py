@@ -1,4 +1,5 @@
 """Testing a model with IMDL-BenCo's test loop on every test set, and writing what it measured."""
+
 import csv
 import json
 from pathlib import Path
@@ -58,7 +59,9 @@ def write_rows(rows: List[Dict], stem: str) -> Tuple[str, str]:
 def print_rows(rows: List[Dict], title: str, keys: List[str]) -> None:
     from rich.table import Table
 
-    metrics = [k for k in dict.fromkeys(k for row in rows for k in row) if k not in keys and isinstance(rows[0].get(k), float)]
+    metrics = [
+        k for k in dict.fromkeys(k for row in rows for k in row) if k not in keys and isinstance(rows[0].get(k), float)
+    ]
     table = Table(title=title)
     for column in keys + metrics:
         table.add_column(column, justify="right" if column in metrics else "left")

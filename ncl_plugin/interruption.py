@@ -8,6 +8,7 @@ the position in the epoch and the random states; resuming replays the
 epoch's data up to that position without training on it, restores the
 random states, and goes on as if nothing had happened.
 """
+
 import contextlib
 import random
 import signal
@@ -33,7 +34,12 @@ def capture_rng() -> Dict:
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "position": int(position), "has_gauss": int(has_gauss), "gauss": float(gauss)},
+        "numpy": {
+            "keys": torch.from_numpy(keys.astype(np.int64)),
+            "position": int(position),
+            "has_gauss": int(has_gauss),
+            "gauss": float(gauss),
+        },
         "python": {"version": version, "state": list(python_state), "gauss_next": gauss_next},
     }
 
@@ -43,7 +49,9 @@ def restore_rng(state: Dict) -> None:
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
     numpy = state["numpy"]
-    np.random.set_state(("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["position"], numpy["has_gauss"], numpy["gauss"]))
+    np.random.set_state(
+        ("MT19937", numpy["keys"].numpy().astype(np.uint32), numpy["position"], numpy["has_gauss"], numpy["gauss"])
+    )
     python = state["python"]
     random.setstate((python["version"], tuple(python["state"]), python["gauss_next"]))
 
@@ -105,8 +113,17 @@ class EpochLoader:
     whose index is a multiple of ``accum_iter``: the optimiser has just stepped.
     """
 
-    def __init__(self, loader, progress, description: str, epoch: int, accum_iter: int = 1,
-                 skip: int = 0, rng: Optional[Dict] = None, stop: Optional[StopRequest] = None):
+    def __init__(
+        self,
+        loader,
+        progress,
+        description: str,
+        epoch: int,
+        accum_iter: int = 1,
+        skip: int = 0,
+        rng: Optional[Dict] = None,
+        stop: Optional[StopRequest] = None,
+    ):
         self.loader = loader
         self.progress = progress
         self.description = description

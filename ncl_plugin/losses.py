@@ -3,6 +3,7 @@
 Both run in float32 even under autocast, and neither loops over images or
 patches in Python. Shapes: B images, G patches per image, C feature channels.
 """
+
 from typing import Dict, List, Optional
 
 import torch
@@ -70,7 +71,9 @@ class NCLContrastiveLoss(nn.Module):
     pairwise, and the cap bounds its time and memory on fine patch grids.
     """
 
-    def __init__(self, channels: int, temperature: float = 0.1, max_anchors: int = 256, terms: str = "pn,se_pos,se_neg"):
+    def __init__(
+        self, channels: int, temperature: float = 0.1, max_anchors: int = 256, terms: str = "pn,se_pos,se_neg"
+    ):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"--temperature must be positive, got {temperature}")
@@ -95,7 +98,7 @@ class NCLContrastiveLoss(nn.Module):
             terms["ncl_pn"] = self._tampered_vs_authentic(features, tampered, authentic)
         if self.terms & {"se_pos", "se_neg"}:
             pivot_terms = self._pivot_terms(sample, features, tampered, authentic)
-            terms.update({k: v for k, v in pivot_terms.items() if k[len("ncl_"):] in self.terms})
+            terms.update({k: v for k, v in pivot_terms.items() if k[len("ncl_") :] in self.terms})
 
         values = torch.stack([value for value, _ in terms.values()])
         defined = torch.stack([flag for _, flag in terms.values()])
@@ -201,4 +204,3 @@ class PivotConsistentLoss(nn.Module):
         mu = self.contour_weight
         per_image = torch.where(has, mu * on_contour + (1 - mu) * everywhere, everywhere)
         return per_image.mean()
-

@@ -7,6 +7,7 @@ IML papers print beside the fixed one as "optimal F1", shows that. It is an
 upper bound that looks at the ground truth to pick each image's threshold, so
 it is reported under its own name and never replaces the fixed-threshold F1.
 """
+
 import functools
 from typing import Callable, Dict, List, Optional
 
@@ -108,7 +109,9 @@ def parse_metrics(text: str) -> List[str]:
     names = [m.strip() for m in str(text).split(",") if m.strip()]
     for name in names:
         if name not in EVALUATORS:
-            raise UsageError(f"--metrics {text}: unknown metric {name!r}{closest(name, EVALUATORS)} (known: {', '.join(EVALUATORS)})")
+            raise UsageError(
+                f"--metrics {text}: unknown metric {name!r}{closest(name, EVALUATORS)} (known: {', '.join(EVALUATORS)})"
+            )
     if not names:
         raise UsageError("--metrics: name at least one metric, e.g. pixel-f1")
     return names

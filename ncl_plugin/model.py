@@ -5,6 +5,7 @@ The constructor arguments become command-line flags through IMDL-BenCo's
 The sampler and the losses are looked up by name in the plugin's registries,
 so a registered variant is selected with a flag (``--sampler MySampler``).
 """
+
 from typing import Dict, Optional
 
 import torch

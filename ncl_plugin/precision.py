@@ -1,4 +1,5 @@
 """Where NCL must not run in reduced precision."""
+
 import torch
 
 

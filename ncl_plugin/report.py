@@ -5,6 +5,7 @@ or a ``benco test`` result (``test_results.json``, or a folder holding one).
 Runs whose settings differ only in ``--seed`` form one row: mean ± standard
 deviation over the seeds.
 """
+
 import json
 import re
 import statistics
@@ -22,10 +23,33 @@ RULES = {
 }
 # Settings that say where or how a run executed, not what it learned.
 IGNORED = {
-    "output_dir", "log_dir", "resume", "start_epoch", "seed", "rank", "gpu", "world_size", "distributed",
-    "device", "num_workers", "pin_mem", "debug", "dist_url", "local_rank", "config", "trust_checkpoint",
-    "skip_bad_samples", "test_batch_size", "log_per_epoch_count", "save_period", "max_nonfinite_steps",
-    "if_not_amp", "no_model_eval", "metrics", "test_period", "channels_last",
+    "output_dir",
+    "log_dir",
+    "resume",
+    "start_epoch",
+    "seed",
+    "rank",
+    "gpu",
+    "world_size",
+    "distributed",
+    "device",
+    "num_workers",
+    "pin_mem",
+    "debug",
+    "dist_url",
+    "local_rank",
+    "config",
+    "trust_checkpoint",
+    "skip_bad_samples",
+    "test_batch_size",
+    "log_per_epoch_count",
+    "save_period",
+    "max_nonfinite_steps",
+    "if_not_amp",
+    "no_model_eval",
+    "metrics",
+    "test_period",
+    "channels_last",
 }
 
 
@@ -85,8 +109,14 @@ def load_run(path: str, select: str) -> Run:
             settings = {**data.get("args", {}), **data.get("model_args", {})}
     else:
         raise UsageError(f"{path}: neither a training folder (log.txt) nor a benco test result (test_results.json)")
-    return Run(name=folder.name if folder.is_dir() else folder.stem, path=str(path), settings=settings,
-               epoch=epoch, metrics=metrics, seed=settings.get("seed"))
+    return Run(
+        name=folder.name if folder.is_dir() else folder.stem,
+        path=str(path),
+        settings=settings,
+        epoch=epoch,
+        metrics=metrics,
+        seed=settings.get("seed"),
+    )
 
 
 def group(runs: List[Run], labels: Optional[Dict[str, str]] = None) -> List[Row]:
@@ -102,8 +132,11 @@ def group(runs: List[Run], labels: Optional[Dict[str, str]] = None) -> List[Row]
     rows: Dict[str, Row] = {}
     for run in runs:
         model = run.settings.get("model") or run.name
-        parts = [f"{k}={run.settings[k]}" for k in usual if k in run.settings
-                 and json.dumps(run.settings[k], sort_keys=True) != usual[k]]
+        parts = [
+            f"{k}={run.settings[k]}"
+            for k in usual
+            if k in run.settings and json.dumps(run.settings[k], sort_keys=True) != usual[k]
+        ]
         label = model + (f" ({', '.join(parts)})" if parts else "")
         if not run.settings:  # no recorded settings: one row per run
             label = run.name
@@ -122,8 +155,9 @@ class Table:
     rule: str
 
 
-def build_table(runs: List[Run], metrics: Optional[List[str]], select: str,
-                labels: Optional[Dict[str, str]] = None) -> Table:
+def build_table(
+    runs: List[Run], metrics: Optional[List[str]], select: str, labels: Optional[Dict[str, str]] = None
+) -> Table:
     rows = group(runs, labels)
     test_sets = sorted({s for r in runs for s in r.metrics})
     names = sorted({m for r in runs for per_set in r.metrics.values() for m in per_set})
@@ -132,7 +166,9 @@ def build_table(runs: List[Run], metrics: Optional[List[str]], select: str,
         chosen = [n for n in names if metric_key(n) in wanted]
         unknown = set(wanted) - {metric_key(n) for n in chosen}
         if unknown:
-            raise UsageError(f"--metric {', '.join(wanted[u] for u in sorted(unknown))}: not in these runs (they have {', '.join(names)})")
+            raise UsageError(
+                f"--metric {', '.join(wanted[u] for u in sorted(unknown))}: not in these runs (they have {', '.join(names)})"
+            )
         names = chosen
     columns = [(s, m) for m in names for s in test_sets]
     if len(test_sets) > 1:  # with one test set the mean would repeat its columns
@@ -186,7 +222,10 @@ def _seeds_note(table: Table) -> str:
 
 
 def to_markdown(table: Table) -> str:
-    lines = [f"Epoch of each run: {table.rule}; {_seeds_note(table)}; best value per column in bold (none where a column is all equal).", ""]
+    lines = [
+        f"Epoch of each run: {table.rule}; {_seeds_note(table)}; best value per column in bold (none where a column is all equal).",
+        "",
+    ]
     lines.append("| run | " + " | ".join(_header(c) for c in table.columns) + " |")
     lines.append("| --- |" + " ---: |" * len(table.columns))
     for i, row in enumerate(table.rows):
@@ -195,8 +234,18 @@ def to_markdown(table: Table) -> str:
     return "\n".join(lines) + "\n"
 
 
-_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def latex_escape(text: str) -> str:
@@ -271,8 +320,15 @@ def plot(table: Table, path: str) -> None:
 FORMATS = {"markdown": to_markdown, "latex": to_latex, "csv": to_csv}
 
 
-def compare(paths: List[str], fmt: str = "markdown", metrics: Optional[List[str]] = None, select: str = "best",
-            out: Optional[str] = None, plot_path: Optional[str] = None, labels: Optional[Dict[str, str]] = None) -> str:
+def compare(
+    paths: List[str],
+    fmt: str = "markdown",
+    metrics: Optional[List[str]] = None,
+    select: str = "best",
+    out: Optional[str] = None,
+    plot_path: Optional[str] = None,
+    labels: Optional[Dict[str, str]] = None,
+) -> str:
     if select not in RULES:
         raise UsageError(f"--select {select}: use best or last")
     if fmt not in FORMATS:

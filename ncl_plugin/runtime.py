@@ -1,4 +1,5 @@
 """What every command that runs a model sets up first: device, processes, seeds, the model itself."""
+
 import os
 from typing import Optional
 
@@ -66,9 +67,11 @@ def build_model(model_class, args, model_args, device: torch.device):
     except (OSError, KeyError, RuntimeError) as err:
         # IMDL-BenCo's models load pre-trained weights in their constructors: a missing
         # or mismatched weight file surfaces here.
-        raise UsageError(f"--model {args.model} could not be built: {type(err).__name__}: {err} "
-                         "(check its weight-path flags; `benco train --model "
-                         f"{args.model} --help` lists them)") from None
+        raise UsageError(
+            f"--model {args.model} could not be built: {type(err).__name__}: {err} "
+            "(check its weight-path flags; `benco train --model "
+            f"{args.model} --help` lists them)"
+        ) from None
     if args.distributed and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)

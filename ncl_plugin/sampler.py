@@ -4,6 +4,7 @@ A patch is *tampered* when all its pixels are tampered, *authentic* when none
 is, and *contour* otherwise. Everything is computed for the whole batch with
 pooling and reshapes: there is no Python loop over images or patches.
 """
+
 from dataclasses import dataclass
 
 import torch

@@ -19,6 +19,7 @@ Layout (IMDL-BenCo's ManiDataset, plus JsonDataset lists)::
     (holdout="validation": val instead of test, and {"synthetic-val": "OUT/val"})
     OUT/manifest.json        written last: a folder without it is incomplete
 """
+
 import json
 import os
 import shutil
@@ -171,7 +172,9 @@ def _reprocess(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return cv2.GaussianBlur(image, (0, 0), rng.uniform(0.6, 1.4))
     size = image.shape[0]
     small = max(8, int(size * rng.uniform(0.4, 0.75)))
-    return cv2.resize(cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA), (size, size), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(
+        cv2.resize(image, (small, small), interpolation=cv2.INTER_AREA), (size, size), interpolation=cv2.INTER_LINEAR
+    )
 
 
 def _manipulate(kind: str, host: np.ndarray, donor: np.ndarray, region: np.ndarray, rng) -> np.ndarray:

@@ -8,6 +8,7 @@ Everything else written to stdout while a command runs, above all IMDL-BenCo's
 terminal too. In a pipe or a CI log the bars are replaced by a plain line per
 minute of long work, so that no control character lands there.
 """
+
 import contextlib
 import datetime
 import io
@@ -167,8 +168,14 @@ class _PlainProgress:
 
     def add_task(self, description: str, total: Optional[float] = None, completed: float = 0) -> int:
         now = time.monotonic()
-        self.tasks[len(self.tasks)] = {"description": description, "total": total, "done": completed,
-                                       "start_done": completed, "start": now, "shown": now}
+        self.tasks[len(self.tasks)] = {
+            "description": description,
+            "total": total,
+            "done": completed,
+            "start_done": completed,
+            "start": now,
+            "shown": now,
+        }
         return len(self.tasks) - 1
 
     def advance(self, task_id: int, advance: float = 1) -> None:
@@ -256,8 +263,15 @@ def _top_level_terms(stats: dict) -> List[str]:
     return [k for k in names if not any(k != other and k.startswith(other + "_") for other in names)]
 
 
-def epoch_line(epoch: int, epochs: int, train_stats: dict, test_means: Optional[dict], best_epoch: Optional[int],
-               seconds: float, metric_names: dict) -> str:
+def epoch_line(
+    epoch: int,
+    epochs: int,
+    train_stats: dict,
+    test_means: Optional[dict],
+    best_epoch: Optional[int],
+    seconds: float,
+    metric_names: dict,
+) -> str:
     """``epoch 3/8 | loss total 1.965 pc 0.738 ncl 2.454 | lr 1.6e-04 | test pixel-f1 0.620 | best epoch 3 | 48 s``.
 
     Epochs are counted from 0 up to the last one, as in log.txt, checkpoint names and IMDL-BenCo's loop.
@@ -277,5 +291,16 @@ def epoch_line(epoch: int, epochs: int, train_stats: dict, test_means: Optional[
     return " | ".join(parts)
 
 
-__all__ = ["console", "say", "warn", "escape", "command_log", "make_progress", "progress_session", "track",
-           "TrackedLoader", "epoch_line", "is_main_process"]
+__all__ = [
+    "console",
+    "say",
+    "warn",
+    "escape",
+    "command_log",
+    "make_progress",
+    "progress_session",
+    "track",
+    "TrackedLoader",
+    "epoch_line",
+    "is_main_process",
+]

@@ -7,6 +7,7 @@ last one, and the best one past epoch 20. Around that loop this module adds
 the embedded dataset when no data is given, a guard against non-finite
 losses, and exact resumption after an interruption (:mod:`interruption`).
 """
+
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -25,7 +26,15 @@ from .checkpoints import (
 from .errors import Interrupted, RunError, UsageError
 from .evaluation import evaluate
 from .interruption import EpochLoader, StopAtStep, StopRequest, capture_rng, schedule_follows, seed_epoch
-from .metrics import best_epoch, evaluator_factory, evaluator_name, mean_metrics, parse_metrics, selection_score, short_names
+from .metrics import (
+    best_epoch,
+    evaluator_factory,
+    evaluator_name,
+    mean_metrics,
+    parse_metrics,
+    selection_score,
+    short_names,
+)
 from .runtime import barrier, build_model, is_main, setup
 from .terminal import epoch_line, progress_session, say, show, warn
 from .training_log import append_row, read_log, tested_epochs, write_summary
@@ -41,7 +50,9 @@ def prepare_data(args, metrics: List[str]) -> None:
     """
     if args.data_path:
         if not args.test_data_path:
-            raise UsageError("--test_data_path is required with --data_path (a dataset folder or a JSON map of test sets)")
+            raise UsageError(
+                "--test_data_path is required with --data_path (a dataset folder or a JSON map of test sets)"
+            )
         return
     if args.test_data_path:
         raise UsageError("--test_data_path needs a --data_path to train on")
@@ -54,8 +65,10 @@ def prepare_data(args, metrics: List[str]) -> None:
     args.test_data_path = str(folder / "test_datasets.json")
     if any(m.startswith("image") for m in metrics):
         args.test_data_path = str(folder / "test_datasets_with_authentic.json")
-        say("Image-level metrics: testing on the synthetic test images with the authentic ones "
-            "(IMDL-BenCo's pixel metrics score each authentic image 0)")
+        say(
+            "Image-level metrics: testing on the synthetic test images with the authentic ones "
+            "(IMDL-BenCo's pixel metrics score each authentic image 0)"
+        )
 
 
 def build_datasets(args, post):
@@ -73,7 +86,9 @@ def build_datasets(args, post):
 def check_model_fits(unwrapped, args) -> None:
     patch = getattr(unwrapped, "patch_size", None)
     if isinstance(patch, int) and patch > args.image_size:
-        raise UsageError(f"--patch_size {patch} is larger than --image_size {args.image_size}; use a smaller --patch_size")
+        raise UsageError(
+            f"--patch_size {patch} is larger than --image_size {args.image_size}; use a smaller --patch_size"
+        )
 
 
 # ---------------------------------------------------------------- non-finite losses
@@ -153,7 +168,9 @@ class Training:
         self.optimizer = timm.optim.create_optimizer_v2(
             self.unwrapped, opt="adamw", lr=args.lr, weight_decay=args.weight_decay, betas=(0.9, 0.999)
         )
-        self.scaler = GuardedScaler(compat.amp_scaler(self.device, enabled=not args.if_not_amp), args.max_nonfinite_steps)
+        self.scaler = GuardedScaler(
+            compat.amp_scaler(self.device, enabled=not args.if_not_amp), args.max_nonfinite_steps
+        )
         self.resume_step, self.resume_rng = resume(args, self.unwrapped, self.optimizer, self.scaler)
         self.log_writer = SummaryWriter(log_dir=args.log_dir) if is_main() and args.log_dir else None
         self.make_evaluators = evaluator_factory(self.metrics)
@@ -197,22 +214,39 @@ class Training:
             if self.log_writer is not None:
                 self.log_writer.flush()
             append_row(args.output_dir, row)
-        say(epoch_line(epoch, args.epochs, train_stats, means, best_epoch(self.tested), time.time() - started, short_names()))
+        say(
+            epoch_line(
+                epoch, args.epochs, train_stats, means, best_epoch(self.tested), time.time() - started, short_names()
+            )
+        )
 
     def train_epoch(self, epoch: int, progress, stop: StopRequest) -> Dict:
         """IMDL-BenCo's train_one_epoch, resumable mid-way and stoppable at an optimiser step."""
         from IMDLBenCo.training_scripts.trainer import train_one_epoch
 
         loader = EpochLoader(
-            self.train_loader, progress, f"epoch {epoch}/{self.args.epochs - 1}", epoch, self.args.accum_iter,
-            skip=self.resume_step, rng=self.resume_rng, stop=stop,
+            self.train_loader,
+            progress,
+            f"epoch {epoch}/{self.args.epochs - 1}",
+            epoch,
+            self.args.accum_iter,
+            skip=self.resume_step,
+            rng=self.resume_rng,
+            stop=stop,
         )
         self.resume_step, self.resume_rng = 0, None
         try:
             with compat.adapted(self.device), schedule_follows(loader):
                 stats = train_one_epoch(
-                    self.model, loader, self.optimizer, self.device, epoch, self.scaler,
-                    log_writer=self.log_writer, log_per_epoch_count=self.args.log_per_epoch_count, args=self.args,
+                    self.model,
+                    loader,
+                    self.optimizer,
+                    self.device,
+                    epoch,
+                    self.scaler,
+                    log_writer=self.log_writer,
+                    log_per_epoch_count=self.args.log_per_epoch_count,
+                    args=self.args,
                 )
         except StopAtStep as halt:
             self.stop_at(epoch, halt)
@@ -224,8 +258,9 @@ class Training:
         self.optimizer.zero_grad()
         saved = None
         if is_main() and self.args.output_dir:
-            saved = save_interrupted(self.args, self.model_args, epoch, halt.step, capture_rng(),
-                                     self.unwrapped, self.optimizer, self.scaler)
+            saved = save_interrupted(
+                self.args, self.model_args, epoch, halt.step, capture_rng(), self.unwrapped, self.optimizer, self.scaler
+            )
         barrier()
         raise Interrupted(
             f"stopped at epoch {epoch}, batch {halt.step}"
@@ -242,14 +277,27 @@ class Training:
 
     def test_epoch(self, epoch: int, progress, keep_best: bool) -> Dict:
         """Every test set; a new best epoch past KEEP_BEST_AFTER_EPOCH also keeps its checkpoint."""
-        results = evaluate(self.model, self.test_loaders, self.make_evaluators, self.device, epoch, self.args,
-                           self.log_writer, progress)
+        results = evaluate(
+            self.model,
+            self.test_loaders,
+            self.make_evaluators,
+            self.device,
+            epoch,
+            self.args,
+            self.log_writer,
+            progress,
+        )
         self.tested[epoch] = results
-        if (best_epoch(self.tested) == epoch and epoch > KEEP_BEST_AFTER_EPOCH and keep_best
-                and self.args.output_dir and is_main()):
+        if (
+            best_epoch(self.tested) == epoch
+            and epoch > KEEP_BEST_AFTER_EPOCH
+            and keep_best
+            and self.args.output_dir
+            and is_main()
+        ):
             save_checkpoint(self.args, self.model_args, epoch, self.unwrapped, self.optimizer, self.scaler)
         if self.log_writer is not None:
-            for metric, value in mean_metrics(results).items():
+            for metric in mean_metrics(results):
                 self.log_writer.add_scalars(f"{metric}_Metric", {n: r[metric] for n, r in results.items()}, epoch)
             self.log_writer.add_scalar("Average", selection_score(results), epoch)
         return results

@@ -5,6 +5,7 @@
 test set. ``summary.json``: the best epoch by :data:`metrics.SELECTION_RULE`,
 the last tested epoch, and every setting of the run.
 """
+
 import json
 import os
 from typing import Dict, List
@@ -40,8 +41,9 @@ def write_summary(args, model_args, checkpoints: List[str]) -> Dict:
     summary = {"model": args.model, "model_args": plain(model_args), "selection": SELECTION_RULE}
     if tested:
         best, last = best_epoch(tested), max(tested)
-        summary.update(best_epoch=best, best=tested[best], best_mean=mean_metrics(tested[best]),
-                       last_epoch=last, last=tested[last])
+        summary.update(
+            best_epoch=best, best=tested[best], best_mean=mean_metrics(tested[best]), last_epoch=last, last=tested[last]
+        )
     summary.update(
         output_dir=os.path.abspath(args.output_dir),
         checkpoints=[os.path.abspath(p) for p in checkpoints],

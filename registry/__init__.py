@@ -8,6 +8,7 @@ Importing it registers, with IMDL-BenCo's own ``Registry`` class:
 A variant registered in ``SAMPLERS`` or ``LOSSES`` is selected with the model's
 ``--sampler``, ``--contrastive_loss`` or ``--segmentation_loss`` flag.
 """
+
 import contextlib
 import io
 import warnings
@@ -45,7 +46,8 @@ def register(registry: Registry, obj, *names: str) -> None:
             if not _same_object(existing, obj):
                 warnings.warn(
                     f"{registry.name}: {name!r} was registered by {existing.__module__}; "
-                    f"ncl_plugin replaces it with {obj.__module__}.{obj.__qualname__}"
+                    f"ncl_plugin replaces it with {obj.__module__}.{obj.__qualname__}",
+                    stacklevel=2,
                 )
         registry.register_module(name=name, module=obj, force=True)
 

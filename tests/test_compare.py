@@ -1,7 +1,7 @@
 """`benco compare`: numbers from the runs' logs, three formats, seeds pooled, grouped bars."""
 import json
-import subprocess
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest

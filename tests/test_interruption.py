@@ -38,8 +38,8 @@ def test_sigterm_mid_epoch_then_resume_ends_exactly_like_an_uninterrupted_run(da
 
     argv, env = run_train(tmp_path / "cut", "--resume", "auto", dataset=dataset)
     subprocess.run(argv, env=env, check=True, capture_output=True, timeout=600)
-    whole = [json.loads(l) for l in (tmp_path / "whole" / "log.txt").read_text().splitlines()]
-    cut = [json.loads(l) for l in (tmp_path / "cut" / "log.txt").read_text().splitlines()]
+    whole = [json.loads(line) for line in (tmp_path / "whole" / "log.txt").read_text().splitlines()]
+    cut = [json.loads(line) for line in (tmp_path / "cut" / "log.txt").read_text().splitlines()]
     assert [r["epoch"] for r in cut] == [0, 1]
     assert cut[-1]["test_metrics"] == whole[-1]["test_metrics"]
     final_whole = torch.load(tmp_path / "whole" / "checkpoint-1.pth", weights_only=True)["model"]

@@ -6,7 +6,10 @@ import torch.nn.functional as F
 import reference as ref
 from helpers import rect_mask
 from ncl_plugin.losses import NCLContrastiveLoss, PivotConsistentLoss
-from ncl_plugin.sampler import AUTHENTIC as A, CONTOUR as C, TAMPERED as T, PatchSample, contour_pixels
+from ncl_plugin.sampler import AUTHENTIC as A
+from ncl_plugin.sampler import CONTOUR as C
+from ncl_plugin.sampler import TAMPERED as T
+from ncl_plugin.sampler import PatchSample, contour_pixels
 
 TAU = 0.2
 
@@ -135,7 +138,7 @@ def test_pivot_consistent_loss_matches_a_loop_by_loop_reference(mu):
 
     classes = torch.tensor([[[C, C], [A, A]], [[A, A], [A, A]], [[T, A], [A, A]]])
     contour = contour_pixels(classes, 8, (16, 16))[:, 0].numpy()
-    expected = ref.pivot_consistent([l[:, 0].double().numpy() for l in logits], mask[:, 0].numpy(), contour, mu)
+    expected = ref.pivot_consistent([x[:, 0].double().numpy() for x in logits], mask[:, 0].numpy(), contour, mu)
     assert loss.item() == pytest.approx(expected, rel=1e-5)
 
 

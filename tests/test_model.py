@@ -74,7 +74,7 @@ def test_predictions_come_back_at_input_size(height, width):
         out = net(torch.randn(1, 3, height, width), torch.zeros(1, 1, height, width))
     assert out["pred_mask"].shape == (1, 1, height, width)
     logits, block1 = net.net(torch.randn(1, 3, height, width))
-    assert [tuple(l.shape[-2:]) for l in logits] == [(height // f, width // f) for f in (8, 4, 2, 1)]
+    assert [tuple(x.shape[-2:]) for x in logits] == [(height // f, width // f) for f in (8, 4, 2, 1)]
     assert block1.shape[-2:] == (height // 4, width // 4)
 
 
@@ -146,13 +146,13 @@ def test_losses_are_computed_in_float32_under_bfloat16_autocast(batch):
     model = NCL(backbone="resnet18", patch_size=16).train()
     torch.manual_seed(5)
     logits, block1 = model.net(batch["image"])
-    logits, block1 = [l.detach() for l in logits], block1.detach()
+    logits, block1 = [x.detach() for x in logits], block1.detach()
     torch.manual_seed(7)
     plain = model.contrastive_loss(model.sampler(block1, batch["mask"]))["loss"] + model.segmentation_loss(logits, batch["mask"])["loss"]
     torch.manual_seed(7)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         sample = model.sampler(block1.bfloat16(), batch["mask"])
-        mixed = model.contrastive_loss(sample)["loss"] + model.segmentation_loss([l.bfloat16() for l in logits], batch["mask"])["loss"]
+        mixed = model.contrastive_loss(sample)["loss"] + model.segmentation_loss([x.bfloat16() for x in logits], batch["mask"])["loss"]
     assert mixed.dtype == torch.float32
     # The only difference is the bfloat16 rounding of the inputs: the arithmetic itself is float32.
     assert mixed.item() == pytest.approx(plain.item(), rel=2e-2)

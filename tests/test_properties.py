@@ -1,6 +1,7 @@
 """Property-based checks on random masks, including the degenerate ones."""
 import torch
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ncl_plugin.losses import NCLContrastiveLoss, PivotConsistentLoss
 from ncl_plugin.sampler import AUTHENTIC, CONTOUR, TAMPERED, TriClassPatchSampler, classify_patches
@@ -71,7 +72,7 @@ def test_losses_are_finite_and_ncl_is_zero_exactly_when_no_term_is_defined(data,
 
     (out["loss"] + pc).backward()
     assert torch.isfinite(features.grad).all()
-    assert all(torch.isfinite(l.grad).all() for l in logits)
+    assert all(torch.isfinite(x.grad).all() for x in logits)
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in contrastive.parameters())
 
 

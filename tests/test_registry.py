@@ -7,7 +7,6 @@ import torch
 from IMDLBenCo.registry import MODELS
 from IMDLBenCo.training_scripts.utils import misc
 
-import ncl_plugin
 from ncl_plugin import LOSSES, NCL, SAMPLERS, DeepLabV3Plus, TriClassPatchSampler
 
 

@@ -3,6 +3,7 @@
 Each module holds ``NAME``, a one-line ``SUMMARY``, ``TAKES_CONFIG`` (whether
 ``--config`` files apply), ``parser()`` (its flags) and ``main(argv)``.
 """
+
 from . import compare, complexity, predict, robustness, synth, test, train
 
 COMMANDS = {module.NAME: module for module in (train, test, robustness, complexity, predict, synth, compare)}

@@ -1,4 +1,5 @@
 """``benco compare``: runs side by side as Markdown, LaTeX or CSV tables and grouped bars (printed to stdout)."""
+
 from typing import List
 
 from ..config import Parser
@@ -9,11 +10,21 @@ TAKES_CONFIG = False
 
 
 def parser() -> Parser:
-    p = Parser(prog="benco compare", description="Runs side by side: one row per run (seeds pooled), one column per test set and metric.")
+    p = Parser(
+        prog="benco compare",
+        description="Runs side by side: one row per run (seeds pooled), one column per test set and metric.",
+    )
     p.add_argument("runs", nargs="+", help="benco train output folders, or benco test results (test_results.json)")
     p.add_argument("--format", default="markdown", choices=["markdown", "latex", "csv"])
-    p.add_argument("--metric", default=None, help="comma list of metrics to show, e.g. pixel-F1,pixel-AUC (default: all)")
-    p.add_argument("--select", default="best", choices=["best", "last"], help="which epoch of each run: best (IMDL-BenCo's rule) or last")
+    p.add_argument(
+        "--metric", default=None, help="comma list of metrics to show, e.g. pixel-F1,pixel-AUC (default: all)"
+    )
+    p.add_argument(
+        "--select",
+        default="best",
+        choices=["best", "last"],
+        help="which epoch of each run: best (IMDL-BenCo's rule) or last",
+    )
     p.add_argument("--out", default=None, help="also write the table to this file")
     p.add_argument("--plot", default=None, help="draw the table as grouped bars into this PNG")
     p.add_argument("--debug", action="store_true")

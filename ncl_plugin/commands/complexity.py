@@ -1,4 +1,5 @@
 """``benco complexity``: parameters and FLOPs (fvcore), fed the inputs IMDL-BenCo's test_complexity.py feeds."""
+
 import inspect
 from typing import Dict, List
 
@@ -15,7 +16,10 @@ TAKES_CONFIG = True
 
 
 def parser() -> Parser:
-    p = Parser(prog="benco complexity", description="Parameters and FLOPs (fvcore), as IMDL-BenCo's test_complexity.py counts them.")
+    p = Parser(
+        prog="benco complexity",
+        description="Parameters and FLOPs (fvcore), as IMDL-BenCo's test_complexity.py counts them.",
+    )
     flags.common(p)
     p.add_argument("--test_batch_size", default=1, type=int)
     p.add_argument("--table_depth", default=2, type=int, help="module depth of the fvcore table")
@@ -37,7 +41,9 @@ def complexity(args, model_args, model_class) -> Dict:
         "mask": torch.zeros(batch, 1, size, size, device=device),
         "label": torch.zeros(batch, dtype=torch.long, device=device),
     }
-    ordered = tuple(inputs.get(name) for name in inspect.signature(model.forward).parameters if name not in ("args", "kwargs"))
+    ordered = tuple(
+        inputs.get(name) for name in inspect.signature(model.forward).parameters if name not in ("args", "kwargs")
+    )
     used = set()
     hooks = [m.register_forward_hook(lambda mod, i, o: used.add(mod)) for m in model.modules()]
     with torch.no_grad():

@@ -1,4 +1,5 @@
 """``benco predict``: masks and overlays for real-life images of any size."""
+
 import json
 from pathlib import Path
 from typing import Dict, List
@@ -34,7 +35,11 @@ def parser() -> Parser:
     flags.checkpoint(p, "a checkpoint file, or a training folder (its best epoch)")
     p.add_argument("--out", default="predictions", help="output folder")
     p.add_argument("--threshold", default=0.5, type=float, help="mask threshold of the overlay")
-    p.add_argument("--full_resolution", action="store_true", help="predict at the image's own size (padded to a multiple of 32) instead of --image_size")
+    p.add_argument(
+        "--full_resolution",
+        action="store_true",
+        help="predict at the image's own size (padded to a multiple of 32) instead of --image_size",
+    )
     return p
 
 
@@ -60,8 +65,13 @@ def preprocessing(args) -> albu.Compose:
     return albu.Compose(
         [
             albu.PadIfNeeded(
-                min_height=None, min_width=None, pad_height_divisor=32, pad_width_divisor=32,
-                border_mode=0, value=0, position="top_left",
+                min_height=None,
+                min_width=None,
+                pad_height_divisor=32,
+                pad_width_divisor=32,
+                border_mode=0,
+                value=0,
+                position="top_left",
             ),
             albu.Normalize(**IMAGENET),
             ToTensorV2(),
@@ -110,7 +120,11 @@ def predict(args, model_args, model_class) -> Dict[str, Dict]:
         else:
             probability = F.interpolate(probability, size=(height, width), mode="bilinear", align_corners=False)
         probability = probability[0, 0].clamp(0, 1).cpu().numpy()
-        stem = file.stem if file.stem not in {Path(r["mask"]).stem[:-5] for r in results.values()} else f"{file.stem}_{len(results)}"
+        stem = (
+            file.stem
+            if file.stem not in {Path(r["mask"]).stem[:-5] for r in results.values()}
+            else f"{file.stem}_{len(results)}"
+        )
         mask_path, overlay_path = out / f"{stem}_mask.png", out / f"{stem}_overlay.png"
         Image.fromarray((probability * 255).round().astype(np.uint8)).save(mask_path)
         Image.fromarray(overlay(image, probability, args.threshold)).save(overlay_path)

@@ -1,4 +1,5 @@
 """``benco test-robust``: IMDL-BenCo's robustness grid (JPEG, blur, noise) plus the NCL paper's resize factors."""
+
 import os
 from typing import Dict, List, Tuple
 
@@ -15,7 +16,9 @@ TAKES_CONFIG = True
 
 
 def parser() -> Parser:
-    p = Parser(prog="benco test-robust", description="IMDL-BenCo's robustness grid plus the NCL paper's resize factors.")
+    p = Parser(
+        prog="benco test-robust", description="IMDL-BenCo's robustness grid plus the NCL paper's resize factors."
+    )
     flags.common(p)
     flags.evaluation(p)
     flags.verbose(p, "test-robust.log beside the results")
@@ -43,7 +46,11 @@ def perturbations(args) -> Dict[str, List[Tuple[float, object]]]:
     albumentations' Downscale (down by the factor, back up to the original size).
     """
     import albumentations as albu
-    from IMDLBenCo.transforms.robustness_wrapper import GaussianBlurWrapper, GaussianNoiseWrapper, JpegCompressionWrapper
+    from IMDLBenCo.transforms.robustness_wrapper import (
+        GaussianBlurWrapper,
+        GaussianNoiseWrapper,
+        JpegCompressionWrapper,
+    )
 
     grid = {
         "jpeg": list(JpegCompressionWrapper(_numbers(args.jpeg, "--jpeg", int))),
@@ -83,7 +90,11 @@ def test_robust(args, model_args, model_class) -> List[Dict]:
                 rows.append({"perturbation": name, "parameter": param, "test set": test_set, **metrics})
     if is_main():
         for name in grid:
-            print_rows([r for r in rows if r["perturbation"] == name], f"{name} ({os.path.basename(path)})", ["parameter", "test set"])
+            print_rows(
+                [r for r in rows if r["perturbation"] == name],
+                f"{name} ({os.path.basename(path)})",
+                ["parameter", "test set"],
+            )
         json_path, csv_path = write_rows(rows, results_stem(args, "robustness"))
         say(f"Wrote {json_path} and {csv_path}")
     return rows

@@ -1,4 +1,5 @@
 """``benco synth``: the synthetic manipulation set as ManiDataset folders and JsonDataset lists."""
+
 from typing import List
 
 from .. import synthetic
@@ -10,24 +11,43 @@ TAKES_CONFIG = False
 
 
 def parser() -> Parser:
-    p = Parser(prog="benco synth", description="Build the synthetic manipulation set (ManiDataset folders and JsonDataset lists).")
+    p = Parser(
+        prog="benco synth",
+        description="Build the synthetic manipulation set (ManiDataset folders and JsonDataset lists).",
+    )
     p.add_argument("out", help="output folder")
     p.add_argument("--n", default=500, type=int, help="number of images, train and test together")
     p.add_argument("--size", default=256, type=int, help="image side, a multiple of 32")
     p.add_argument("--seed", default=0, type=int)
     p.add_argument("--test_fraction", default=0.2, type=float)
     p.add_argument("--authentic_fraction", default=0.1, type=float)
-    p.add_argument("--kinds", default="splice,copymove,removal", help="comma list of the manipulations to draw from, each equally likely")
-    p.add_argument("--holdout", default="test", choices=["test", "validation"],
-                   help="test: hold out the test photographs; validation: never touch them, hold out some training photographs instead (for choosing settings)")
+    p.add_argument(
+        "--kinds",
+        default="splice,copymove,removal",
+        help="comma list of the manipulations to draw from, each equally likely",
+    )
+    p.add_argument(
+        "--holdout",
+        default="test",
+        choices=["test", "validation"],
+        help="test: hold out the test photographs; validation: never touch them, hold out some training photographs instead (for choosing settings)",
+    )
     p.add_argument("--debug", action="store_true")
     return p
 
 
 def main(argv: List[str]) -> int:
     args = parser().parse_args(argv)
-    folder = synthetic.build(args.out, args.n, args.size, args.seed, args.test_fraction, args.authentic_fraction,
-                             holdout=args.holdout, kinds=synthetic.parse_kinds(args.kinds))
+    folder = synthetic.build(
+        args.out,
+        args.n,
+        args.size,
+        args.seed,
+        args.test_fraction,
+        args.authentic_fraction,
+        holdout=args.holdout,
+        kinds=synthetic.parse_kinds(args.kinds),
+    )
     held = synthetic.held_split(args.holdout)
     print(
         f"Wrote {args.n} images to {folder}:\n"

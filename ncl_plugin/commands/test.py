@@ -1,4 +1,5 @@
 """``benco test``: one checkpoint, or every checkpoint of a folder, on every test set."""
+
 import os
 from typing import Dict, List
 
@@ -13,13 +14,19 @@ TAKES_CONFIG = True
 
 
 def parser() -> Parser:
-    p = Parser(prog="benco test", description="Test one checkpoint, or every checkpoint of a folder, on every test set.")
+    p = Parser(
+        prog="benco test", description="Test one checkpoint, or every checkpoint of a folder, on every test set."
+    )
     flags.common(p)
     flags.evaluation(p)
     flags.verbose(p, "test.log beside the results")
     flags.checkpoint(p, "a checkpoint file, or a folder of checkpoint-<epoch>.pth")
     p.add_argument("--test_data_path", required=True, help="a dataset folder, or a JSON map {name: path} of test sets")
-    p.add_argument("--out", default=None, help="results file stem (default: test_results in the checkpoint's folder); .json and .csv are written")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="results file stem (default: test_results in the checkpoint's folder); .json and .csv are written",
+    )
     return p
 
 

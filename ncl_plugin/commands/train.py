@@ -1,4 +1,5 @@
 """``benco train``: any IMDL-BenCo model on IMDL-BenCo's datasets, loop and evaluators."""
+
 from typing import List
 
 from ..checkpoints import KEEP_BEST_AFTER_EPOCH
@@ -12,18 +13,35 @@ TAKES_CONFIG = True
 
 
 def parser() -> Parser:
-    p = Parser(prog="benco train", description="Train any IMDL-BenCo model with IMDL-BenCo's loop, datasets and evaluators.")
+    p = Parser(
+        prog="benco train", description="Train any IMDL-BenCo model with IMDL-BenCo's loop, datasets and evaluators."
+    )
     flags.common(p)
     flags.evaluation(p)
     flags.verbose(p, "train.log in --output_dir")
-    p.add_argument("--data_path", default=None, help="training set: a ManiDataset folder, a JsonDataset list or a BalancedDataset list (default: the embedded synthetic set)")
+    p.add_argument(
+        "--data_path",
+        default=None,
+        help="training set: a ManiDataset folder, a JsonDataset list or a BalancedDataset list (default: the embedded synthetic set)",
+    )
     p.add_argument("--test_data_path", default=None, help="a dataset folder, or a JSON map {name: path} of test sets")
-    p.add_argument("--if_predict_label", action="store_true", help="models that can predict a label also train that head")
-    p.add_argument("--augment", default="imdlbenco", help="training augmentations: imdlbenco (IMDL-BenCo train.py's, with resampling, blur and JPEG), lossless (flips and quarter turns only) or none")
+    p.add_argument(
+        "--if_predict_label", action="store_true", help="models that can predict a label also train that head"
+    )
+    p.add_argument(
+        "--augment",
+        default="imdlbenco",
+        help="training augmentations: imdlbenco (IMDL-BenCo train.py's, with resampling, blur and JPEG), lossless (flips and quarter turns only) or none",
+    )
     p.add_argument("--batch_size", default=1, type=int, help="batch size per process")
     p.add_argument("--epochs", default=200, type=int)
     p.add_argument("--test_period", default=4, type=int, help="test every N epochs (and after the last)")
-    p.add_argument("--save_period", default=25, type=int, help=f"save a checkpoint every N epochs (and the last; the best after epoch {KEEP_BEST_AFTER_EPOCH})")
+    p.add_argument(
+        "--save_period",
+        default=25,
+        type=int,
+        help=f"save a checkpoint every N epochs (and the last; the best after epoch {KEEP_BEST_AFTER_EPOCH})",
+    )
     p.add_argument("--log_per_epoch_count", default=20, type=int, help="TensorBoard loss points per epoch")
     p.add_argument("--find_unused_parameters", action="store_true", help="DDP's find_unused_parameters")
     p.add_argument("--accum_iter", default=16, type=int, help="gradient accumulation steps")
@@ -34,10 +52,19 @@ def parser() -> Parser:
     p.add_argument("--warmup_epochs", default=4, type=int)
     p.add_argument("--output_dir", default="./output_dir", help="checkpoints, log.txt, summary.json, train.log")
     p.add_argument("--log_dir", default=None, help="TensorBoard folder (default: --output_dir)")
-    p.add_argument("--resume", default="", help="a checkpoint to continue from, or 'auto' for the newest in --output_dir")
+    p.add_argument(
+        "--resume", default="", help="a checkpoint to continue from, or 'auto' for the newest in --output_dir"
+    )
     p.add_argument("--start_epoch", default=0, type=int)
-    p.add_argument("--max_nonfinite_steps", default=20, type=int, help="stop after this many consecutive steps with a non-finite loss (each is skipped)")
-    p.add_argument("--synthetic_images", default=300, type=int, help="size of the embedded synthetic set used without --data_path")
+    p.add_argument(
+        "--max_nonfinite_steps",
+        default=20,
+        type=int,
+        help="stop after this many consecutive steps with a non-finite loss (each is skipped)",
+    )
+    p.add_argument(
+        "--synthetic_images", default=300, type=int, help="size of the embedded synthetic set used without --data_path"
+    )
     p.add_argument("--synthetic_size", default=256, type=int, help="side of its images")
     return p
 
