@@ -138,7 +138,9 @@ def test_predict_writes_masks_at_the_original_size(ncl_run, tmp_path):
     out, _ = ncl_run
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (75, 130, 3), dtype=np.uint8)).save(tmp_path / "odd.jpg")
     Image.fromarray(np.zeros((40, 50), np.uint8)).save(tmp_path / "gray.png")  # grayscale: converted
-    benco("predict", tmp_path, "--checkpoint", out, "--out", tmp_path / "pred")
+    result = benco("predict", tmp_path, "--checkpoint", out, "--out", tmp_path / "pred")
+    assert (tmp_path / "pred" / "predict.log").read_text().startswith("==== benco predict")
+    assert "Wrote 4 PNGs" in result.stderr and "\x1b" not in result.stderr + result.stdout
     mask = Image.open(tmp_path / "pred" / "odd_mask.png")
     assert mask.size == (130, 75) and mask.mode == "L"
     assert Image.open(tmp_path / "pred" / "odd_overlay.png").size == (130, 75)
@@ -154,6 +156,7 @@ def test_robustness_grid_covers_every_perturbation(ncl_run, dataset, tmp_path):
     benco("test-robust", "--checkpoint", out, "--test_data_path", dataset / "test", "--num_workers", "0",
           "--jpeg", "90", "--blur", "0,3", "--noise", "5", "--resize", "0.5", "--metrics", METRICS,
           "--out", tmp_path / "robust")
+    assert "Test: [" in (tmp_path / "test-robust.log").read_text()
     rows = json.loads((tmp_path / "robust.json").read_text())
     assert [(r["perturbation"], r["parameter"]) for r in rows] == [("jpeg", 90), ("blur", 0), ("blur", 3), ("noise", 5), ("resize", 0.5)]
     # blur 0 is no perturbation: the clean score of the best checkpoint.
