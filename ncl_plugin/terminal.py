@@ -105,14 +105,20 @@ def command_log(folder: str, command: str, verbose: bool = False) -> Iterator[Op
             _active.remove(sink)
 
 
+def _into_log(renderable) -> None:
+    """Plain text of ``renderable`` into the active command log, if any."""
+    if _active and _active[-1].handle is not None:
+        Console(file=_active[-1].handle, width=120, color_system=None, soft_wrap=True).print(renderable)
+        _active[-1].handle.flush()
+
+
 def say(message: str, style: Optional[str] = None) -> None:
     """A message of this plugin: to the terminal (main process only) and into the command log."""
     if not is_main_process():
         return
-    console.print(Text(message, style=style or ""), highlight=False)
-    if _active and _active[-1].handle is not None:
-        _active[-1].handle.write(message + "\n")
-        _active[-1].handle.flush()
+    text = Text(message, style=style or "")
+    console.print(text, highlight=False)
+    _into_log(text)
 
 
 def warn(message: str) -> None:
@@ -124,9 +130,7 @@ def show(renderable) -> None:
     if not is_main_process():
         return
     console.print(renderable)
-    if _active and _active[-1].handle is not None:
-        Console(file=_active[-1].handle, width=120, color_system=None, soft_wrap=True).print(renderable)
-        _active[-1].handle.flush()
+    _into_log(renderable)
 
 
 # ---------------------------------------------------------------- progress

@@ -2,7 +2,7 @@
 
 import json
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import albumentations as albu
 import numpy as np
@@ -87,7 +87,9 @@ def overlay(image: np.ndarray, probability: np.ndarray, threshold: float) -> np.
     return blended.round().astype(np.uint8)
 
 
-def predict(args, model_args, model_class) -> Dict[str, Dict]:
+def predict(args, model_args, model_class, files: Optional[List[Path]] = None) -> Dict[str, Dict]:
+    """Masks and overlays of ``files`` (default: the images of ``args.inputs``)."""
+    files = files if files is not None else collect_images(args.inputs)
     device = setup(args)
     single_process(args, NAME)
     checkpoint = best_checkpoint(args.checkpoint)
@@ -98,7 +100,7 @@ def predict(args, model_args, model_class) -> Dict[str, Dict]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results, failed = {}, []
-    for file in track(collect_images(args.inputs), "predicting", unit="img"):
+    for file in track(files, "predicting", unit="img"):
         try:
             with Image.open(file) as handle:
                 image = np.asarray(handle.convert("RGB"))
@@ -143,7 +145,7 @@ def predict(args, model_args, model_class) -> Dict[str, Dict]:
 
 def main(argv: List[str]) -> int:
     args, model_args, model_class = flags.parse_command(parser(), argv, from_checkpoint=True)
-    collect_images(args.inputs)  # a wrong input is named before the output folder is written
+    files = collect_images(args.inputs)  # a wrong input is named before the output folder is written
     with command_log(args.out, NAME, args.verbose):
-        predict(args, model_args, model_class)
+        predict(args, model_args, model_class, files)
     return 0
