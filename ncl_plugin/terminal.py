@@ -105,10 +105,15 @@ def command_log(folder: str, command: str, verbose: bool = False) -> Iterator[Op
             _active.remove(sink)
 
 
+def print_plain(renderable, handle) -> None:
+    """``renderable`` as plain text (no colour, no escape sequences) into an open file."""
+    Console(file=handle, width=120, color_system=None, soft_wrap=True).print(renderable)
+
+
 def _into_log(renderable) -> None:
     """Plain text of ``renderable`` into the active command log, if any."""
     if _active and _active[-1].handle is not None:
-        Console(file=_active[-1].handle, width=120, color_system=None, soft_wrap=True).print(renderable)
+        print_plain(renderable, _active[-1].handle)
         _active[-1].handle.flush()
 
 

@@ -1,0 +1,148 @@
+"""``benco data``: a public dataset's folder as a checked IMDL-BenCo list, or a whole protocol's lists."""
+
+import argparse
+from pathlib import Path
+from typing import List
+
+from ..config import Parser
+from ..datasets import DATASETS
+from ..datasets.build import build
+from ..datasets.indexing import ASPECT_TOLERANCE, FIXES
+from ..datasets.layout import Options
+from ..datasets.protocols import PROTOCOLS, TEST_SETS, write_protocol
+
+NAME = "data"
+SUMMARY = "index a public dataset (CASIA, Columbia, Coverage, NIST16, IMD2020) or a whole protocol"
+TAKES_CONFIG = False
+
+USAGE = """benco data NAME ROOT [--out FILE.json] [--fix resize] [--tampered_only] [--masks DIR]
+       benco data protocol {casiav2,cat} --root DIR [--out DIR] [--fix resize]"""
+
+
+def _checks(p: Parser) -> None:
+    p.add_argument(
+        "--fix",
+        choices=FIXES,
+        default=None,
+        help=f"resize: a mask of another size than its image is rescaled to it (nearest neighbour) when its aspect "
+        f"ratio is the image's within {ASPECT_TOLERANCE * 100:g}%%; other mismatches (transposed, cropped) stay skipped. "
+        f"Default: every mismatch is skipped and listed",
+    )
+    p.add_argument(
+        "--columbia_spliced",
+        choices=("green", "red"),
+        default="green",
+        help="the colour of the spliced region in Columbia's edge masks (default green)",
+    )
+    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+
+
+def parser() -> Parser:
+    p = Parser(
+        prog="benco data",
+        usage=USAGE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="layouts (the README's \"Preparing the public datasets\" tells each one's traps):\n"
+        + "".join(f"  {name:9} {d.layout}\n" for name, d in DATASETS.items()),
+        description="Index a public IML dataset from the way its publisher distributes it, check every file,\n"
+        'and write an IMDL-BenCo JsonDataset list ([image, mask or "Negative"], absolute paths).\n'
+        "Masks that need converting (inverted, colour-coded, rescaled) are written beside the list,\n"
+        "in <list>_masks/; nothing in ROOT is changed. `benco data protocol --help`: a whole protocol.",
+    )
+    p.add_argument("name", choices=list(DATASETS), metavar="NAME", help="one of " + ", ".join(DATASETS))
+    p.add_argument("root", type=Path, metavar="ROOT", help="the dataset's folder, as unpacked")
+    p.add_argument(
+        "--out", type=Path, metavar="FILE.json", default=None, help="the list to write (default: ./NAME.json)"
+    )
+    p.add_argument(
+        "--tampered_only", action="store_true", help="leave authentic images out (IMDL-BenCo's pixel-level protocols)"
+    )
+    p.add_argument(
+        "--masks",
+        type=Path,
+        metavar="DIR",
+        default=None,
+        help="CASIA: the ground-truth folder, when kept apart from ROOT",
+    )
+    _checks(p)
+    return p
+
+
+def protocol_parser() -> Parser:
+    p = Parser(
+        prog="benco data protocol",
+        description="Write every list an IMDL-BenCo protocol reads (training list, test_datasets.json for "
+        + ", ".join(DATASETS[n].title for n in TEST_SETS)
+        + ") from the datasets' folders, then run it with "
+        "`benco train --config protocols/NAME --data_path OUT/... --test_data_path OUT/test_datasets.json`.",
+    )
+    p.add_argument("protocol", choices=PROTOCOLS)
+    p.add_argument("--root", type=Path, metavar="DIR", required=True, help="the folder holding the datasets' folders")
+    p.add_argument(
+        "--out", type=Path, metavar="DIR", default=None, help="folder for the lists (default: ./benco_data/PROTOCOL)"
+    )
+    for name, dataset in DATASETS.items():
+        p.add_argument(
+            f"--{name}",
+            type=Path,
+            metavar="DIR",
+            default=None,
+            help=f"{dataset.title}'s folder, if not a usual name below --root",
+        )
+    for name in ("casiav1", "casiav2"):
+        p.add_argument(
+            f"--{name}_masks",
+            type=Path,
+            metavar="DIR",
+            default=None,
+            help=f"{DATASETS[name].title}'s ground truth, when kept apart",
+        )
+    p.add_argument(
+        "--fantastic_reality",
+        type=Path,
+        metavar="FILE",
+        default=None,
+        help="protocol cat: FantasticReality's JsonDataset list",
+    )
+    p.add_argument(
+        "--tampcoco",
+        type=Path,
+        metavar="DIR",
+        default=None,
+        help="protocol cat: the folder of tampCOCO's four *_COCO_list.json",
+    )
+    _checks(p)
+    return p
+
+
+def main(argv: List[str]) -> int:
+    if argv[:1] == ["protocol"]:
+        return _protocol(protocol_parser().parse_args(argv[1:]))
+    args = parser().parse_args(argv)
+    options = Options(masks=args.masks, columbia_spliced=args.columbia_spliced)
+    out = args.out or Path(f"{args.name}.json")
+    build(DATASETS[args.name], args.root, out, options, args.fix, args.tampered_only)
+    return 0
+
+
+def _protocol(args) -> int:
+    out = args.out or Path("benco_data") / args.protocol
+    options = {
+        name: Options(masks=getattr(args, f"{name}_masks", None), columbia_spliced=args.columbia_spliced)
+        for name in DATASETS
+    }
+    written = write_protocol(
+        args.protocol,
+        args.root,
+        out,
+        {name: getattr(args, name) for name in DATASETS},
+        options,
+        args.fix,
+        args.fantastic_reality,
+        args.tampcoco,
+    )
+    print(
+        f"benco train --config protocols/{args.protocol} --data_path {written['train']} "
+        f"--test_data_path {written['test']}"
+    )
+    return 0

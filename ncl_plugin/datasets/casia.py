@@ -1,0 +1,81 @@
+"""CASIA v1.0 and v2.0 (Dong, Wang and Tan, ChinaSIP 2013), with the community's ground-truth masks.
+
+The publisher ships images only: authentic ``Au_*`` and tampered images
+(``Sp_*`` in v1.0, in ``Tp/CM`` and ``Tp/Sp``; ``Tp_*`` in v2.0, in ``Tp/``).
+The masks come from the ground-truth repositories the field uses
+(namtpham/casia1groundtruth, namtpham/casia2groundtruth, and the corrected
+v2.0 masks of SunnyHaze/CASIA2.0-Corrected-Groundtruth that IMDL-BenCo's
+documentation points to), named ``<image name>_gt.png``. Images and masks are
+paired by name wherever they sit below the root (or below ``--masks``), so
+mixed folders, IMDL-BenCo's ``Tp/``+``Gt/`` copies and the repositories'
+folder names all work; the folder an image is in never decides its class,
+its name does.
+"""
+
+from pathlib import Path
+
+from .layout import (
+    Dataset,
+    Found,
+    Options,
+    Published,
+    Sample,
+    files_under,
+    group_by,
+    inside,
+    pair_masks,
+    split_images,
+)
+
+MASK_FOLDERS = {"gt", "groundtruth", "ground_truth", "mask", "masks"}
+
+
+def _is_mask(path: Path, root: Path) -> bool:
+    """``*_gt.*``, or any image in a folder named like a mask folder (IMDL-BenCo's ``Gt/``)."""
+    folders = {part.lower().replace(" ", "_") for part in path.relative_to(root).parent.parts}
+    named_gt = any(f in MASK_FOLDERS or f.endswith("groundtruth") for f in folders)
+    return path.stem.lower().endswith("_gt") or named_gt
+
+
+def _mask_key(path: Path) -> str:
+    stem = path.stem
+    return stem[: -len("_gt")] if stem.lower().endswith("_gt") else stem
+
+
+def find_casia(root: Path, options: Options, tampered_prefix: str) -> Found:
+    found = Found()
+    apart = options.masks is not None and not inside(options.masks, root)
+    masks, images = [], []
+    for top in [root] + ([options.masks] if apart else []):
+        for path in split_images(files_under(top), found):
+            is_mask = _is_mask(path, top) or (options.masks is not None and inside(path, options.masks))
+            (masks if is_mask else images).append(path)
+    tampered = []
+    for path in images:
+        if path.name.startswith("Au_"):
+            found.samples.append(Sample(path, tampered=False))
+        elif path.name.startswith(tampered_prefix):
+            tampered.append(path)
+        else:
+            found.skip(path, "not a CASIA name", f"starts with neither Au_ nor {tampered_prefix}")
+    pair_masks(group_by(tampered, lambda p: p.stem), group_by(masks, _mask_key), found)
+    return found
+
+
+CASIAV1 = Dataset(
+    name="casiav1",
+    title="CASIAv1",
+    folders=("CASIA1.0", "CASIA1", "CASIAv1", "CASIA 1.0", "CASIA_1.0"),
+    published=Published(tampered=921, authentic=800),
+    layout="Au_*.jpg, Tp/CM|Sp/Sp_*.jpg; masks <image>_gt.png anywhere below ROOT (or --masks)",
+    find=lambda root, options: find_casia(root, options, "Sp_"),
+)
+
+CASIAV2 = Dataset(
+    name="casiav2",
+    title="CASIAv2",
+    folders=("CASIA2.0_revised", "CASIA2.0", "CASIA2", "CASIAv2", "CASIA 2.0", "CASIA_2.0"),
+    published=Published(tampered=5123, authentic=7491),
+    layout="Au_*.jpg|bmp, Tp_*.jpg|tif; masks <image>_gt.png anywhere below ROOT (or --masks)",
+    find=lambda root, options: find_casia(root, options, "Tp_"),
+)

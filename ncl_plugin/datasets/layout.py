@@ -1,0 +1,142 @@
+"""What an indexer finds in a dataset folder: samples to check, and files it had to leave out.
+
+Indexers only read names and folders here; :mod:`.indexing` opens the files.
+"""
+
+import dataclasses
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif", ".webp"})
+
+# How a mask file marks the tampered pixels.
+WHITE = "white"  # bright = tampered; IMDL-BenCo's own reading (mean over channels > 127.5)
+BLACK = "black"  # dark = tampered (inverted polarity, as in NIST's masks)
+GREEN = "green"  # colour-coded: the green region is tampered
+RED = "red"  # colour-coded: the red region is tampered
+MASK_RULES = (WHITE, BLACK, GREEN, RED)
+
+
+@dataclasses.dataclass(frozen=True)
+class Sample:
+    """An image and, for a tampered one, its mask file and how that mask reads."""
+
+    image: Path
+    tampered: bool
+    mask: Optional[Path] = None
+    rule: str = WHITE
+
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+    """A file left out of the list: why, in a short phrase the summary counts by, and the particulars."""
+
+    path: Path
+    reason: str
+    detail: str = ""
+
+
+@dataclasses.dataclass
+class Found:
+    """An indexer's result: the samples it recognised, and the files it left out by name or layout."""
+
+    samples: List[Sample] = dataclasses.field(default_factory=list)
+    skipped: List[Skipped] = dataclasses.field(default_factory=list)
+    tampered_seen: int = 0  # tampered images recognised, with a usable mask or not
+
+    def skip(self, path: Path, reason: str, detail: str = "") -> None:
+        self.skipped.append(Skipped(path, reason, detail))
+
+
+def is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def files_under(root: Path) -> List[Path]:
+    """Every file below ``root``, sorted, hidden files (``.DS_Store``, ``._x.jpg``) left out."""
+    found = []
+    for folder, subfolders, names in os.walk(root):
+        subfolders[:] = sorted(d for d in subfolders if not d.startswith("."))
+        found.extend(Path(folder) / name for name in sorted(names) if not name.startswith("."))
+    return found
+
+
+def split_images(files: Iterable[Path], found: Found) -> List[Path]:
+    """Image files of ``files``; every other file (``Thumbs.db``, a README) is recorded as skipped."""
+    images = []
+    for path in files:
+        if is_image(path):
+            images.append(path)
+        else:
+            found.skip(path, "not an image file")
+    return images
+
+
+def group_by(paths: Iterable[Path], key) -> Dict[str, List[Path]]:
+    groups = defaultdict(list)
+    for path in paths:
+        groups[key(path)].append(path)
+    return groups
+
+
+def pair_masks(
+    images: Dict[str, List[Path]], masks: Dict[str, List[Path]], found: Found, rule: str = WHITE
+) -> List[Tuple[str, Path]]:
+    """Tampered samples from images and masks keyed by the same name; never a guess.
+
+    A name shared by two images, or two masks, is skipped with both files named:
+    which mask belongs to which image cannot be told. Returns the keys paired.
+    """
+    paired = []
+    found.tampered_seen += sum(len(candidates) for candidates in images.values())
+    for key, candidates in sorted(images.items()):
+        own = masks.get(key, [])
+        if len(candidates) > 1:
+            for path in candidates:
+                found.skip(path, "ambiguous name", f"{len(candidates)} images share the name {key!r}")
+        elif not own:
+            found.skip(candidates[0], "no mask")
+        elif len(own) > 1:
+            names = ", ".join(str(m) for m in own)
+            found.skip(candidates[0], "ambiguous name", f"{len(own)} masks match it: {names}")
+        else:
+            found.samples.append(Sample(candidates[0], True, own[0], rule))
+            paired.append(key)
+    for key in sorted(set(masks) - set(images)):
+        for path in masks[key]:
+            found.skip(path, "mask without an image")
+    return paired
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+    """Choices a user can make about a layout (``benco data`` flags)."""
+
+    masks: Optional[Path] = None  # masks kept apart from the images (CASIA's ground truth repositories)
+    columbia_spliced: str = "green"  # which colour of Columbia's edge masks is the spliced region
+
+
+@dataclasses.dataclass(frozen=True)
+class Published:
+    """Counts the publisher gives; ``None`` where no count is published."""
+
+    tampered: Optional[int]
+    authentic: Optional[int]
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """A public dataset as distributed: how to find its samples, and what its publisher counts."""
+
+    name: str  # the ``benco data`` name
+    title: str  # the name test sets go by in IMDL-BenCo's tables
+    folders: Tuple[str, ...]  # folder names it usually has, for ``benco data protocol --root``
+    published: Published
+    layout: str  # one line for `benco data --help`
+    find: Callable[[Path, Options], Found]
+
+
+def inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(folder.resolve())

@@ -1,0 +1,90 @@
+"""IMDL-BenCo's protocols, written with real paths: every list a protocol reads, from the datasets' folders.
+
+Both protocols test on the tampered images of CASIAv1, Columbia, Coverage,
+NIST16 and IMD2020 (pixel-level metrics, as IMDL-BenCo's tables). Protocol-
+CASIAv2 trains on CASIAv2's tampered images (what a ManiDataset ``Tp/``+``Gt/``
+folder holds); Protocol-CAT trains on CAT-Net's balanced mix, whose
+FantasticReality and tampCOCO lists are given as files.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Dict, Optional
+
+from ..errors import UsageError
+from ..terminal import say
+from . import DATASETS
+from .build import build
+from .layout import Dataset, Options
+
+TEST_SETS = ("casiav1", "columbia", "coverage", "nist16", "imd2020")
+TRAIN_SETS = {"casiav2": ("casiav2",), "cat": ("casiav2", "imd2020")}
+TAMPCOCO_LISTS = ("sp_COCO_list.json", "cm_COCO_list.json", "bcm_COCO_list.json", "bcmc_COCO_list.json")
+PROTOCOLS = tuple(TRAIN_SETS)
+
+
+def locate(dataset: Dataset, root: Path, given: Optional[Path]) -> Path:
+    """The dataset's folder: ``given``, or the one below ``root`` with one of its usual names."""
+    if given is not None:
+        return given
+    wanted = {name.lower() for name in dataset.folders}
+    matches = sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower() in wanted) if root.is_dir() else []
+    if not matches:
+        raise UsageError(
+            f"--root {root}: no {dataset.title} folder in it (looked for {', '.join(dataset.folders)}); "
+            f"rename it, or give it with --{dataset.name} DIR"
+        )
+    if len(matches) > 1:
+        raise UsageError(
+            f"--root {root}: {len(matches)} {dataset.title} folders ({matches[0].name}, {matches[1].name}); choose one with --{dataset.name} DIR"
+        )
+    return matches[0]
+
+
+def _cat_lists(fantastic_reality: Optional[Path], tampcoco: Optional[Path]) -> list:
+    if fantastic_reality is None or tampcoco is None:
+        flag = "--fantastic_reality FILE" if fantastic_reality is None else "--tampcoco DIR"
+        raise UsageError(
+            f"protocol cat: {flag} is needed: CAT-Net's FantasticReality and tampCOCO lists (JsonDataset files, "
+            f"as CAT-Net's authors distribute them) are read as they are"
+        )
+    lists = [fantastic_reality] + [tampcoco / name for name in TAMPCOCO_LISTS]
+    for path in lists:
+        if not path.is_file():
+            raise UsageError(
+                f"{path}: no such file; protocol cat reads FantasticReality's list and tampCOCO's {', '.join(TAMPCOCO_LISTS)}"
+            )
+    return lists
+
+
+def write_protocol(
+    protocol: str,
+    root: Path,
+    out: Path,
+    folders: Dict[str, Optional[Path]],
+    options: Dict[str, Options],
+    fix: Optional[str] = None,
+    fantastic_reality: Optional[Path] = None,
+    tampcoco: Optional[Path] = None,
+) -> Dict[str, Path]:
+    """Write ``protocol``'s training list and test-set map into ``out``; returns {"train": ..., "test": ...}."""
+    extra = _cat_lists(fantastic_reality, tampcoco) if protocol == "cat" else []
+    needed = dict.fromkeys(TRAIN_SETS[protocol] + TEST_SETS)
+    located = {name: locate(DATASETS[name], root, folders.get(name)) for name in needed}  # all before the slow part
+    out.mkdir(parents=True, exist_ok=True)
+    lists = {}
+    for name, folder in located.items():
+        dataset = DATASETS[name]
+        lists[name] = out / f"{dataset.title}.json"
+        build(dataset, folder, lists[name], options.get(name, Options()), fix, tampered_only=True)
+    test_map = out / "test_datasets.json"
+    test_map.write_text(json.dumps({DATASETS[n].title: os.path.abspath(lists[n]) for n in TEST_SETS}, indent=4) + "\n")
+    if protocol == "casiav2":
+        train = lists["casiav2"]
+    else:
+        train = out / "cat_balanced_dataset.json"
+        members = [lists["casiav2"], extra[0], lists["imd2020"], *extra[1:]]  # the order of IMDL-BenCo's file
+        train.write_text(json.dumps([["JsonDataset", os.path.abspath(p)] for p in members], indent=4) + "\n")
+    say(f"Protocol {protocol}: training list {train}, test sets {test_map}")
+    return {"train": train, "test": test_map}

@@ -1,0 +1,70 @@
+"""What ``benco data`` reports of a dataset: a table of counts, and warnings where they differ from the publisher's."""
+
+from collections import Counter
+from typing import List, Tuple
+
+import numpy as np
+from rich.table import Table
+
+from .indexing import Index
+from .layout import Published
+
+# A median tampered area above this suggests masks read the wrong way round.
+INVERTED_MEDIAN = 0.5
+
+
+def area_rows(index: Index) -> List[Tuple[str, str]]:
+    """The tampered fraction of each listed image: its median, and the range of the middle 90%."""
+    areas = np.array([e.area for e in index.tampered])
+    if not len(areas):
+        return []
+    low, median, high = np.percentile(areas, [5, 50, 95]) * 100
+    return [("tampered area, median", f"{median:.1f}%"), ("tampered area, 5-95%", f"{low:.1f}-{high:.1f}%")]
+
+
+def table(index: Index, published: Published, tampered_only: bool) -> Table:
+    grid = Table(title=f"{index.name}: {index.root}", title_justify="left")
+    grid.add_column("")
+    for column in ("listed", "found", "published"):
+        grid.add_column(column, justify="right")
+
+    def count(value) -> str:
+        return "-" if value is None else str(value)
+
+    grid.add_row("tampered images", str(len(index.tampered)), str(index.found_tampered), count(published.tampered))
+    listed = "0 (--tampered_only)" if tampered_only else str(len(index.authentic))
+    grid.add_row("authentic images", listed, str(index.found_authentic), count(published.authentic))
+    for label, value in area_rows(index):
+        grid.add_row(label, value, "", "")
+    resized = f"{index.resized_masks} resized" if index.resized_masks else "0"
+    grid.add_row("mask size mismatches", resized, str(index.size_mismatches), "")
+    for reason, number in sorted(Counter(s.reason for s in index.skipped).items()):
+        grid.add_row(f"skipped: {reason}", "", str(number), "")
+    return grid
+
+
+def warnings(index: Index, published: Published) -> List[str]:
+    """One line for each count that differs from the publisher's, and for masks that look inverted."""
+    lines = []
+    areas = [e.area for e in index.tampered]
+    if areas and np.median(areas) > INVERTED_MEDIAN:
+        lines.append(
+            f"{index.name}: the masks mark {np.median(areas):.0%} of a tampered image at the median; "
+            f"tampering seldom covers most of an image: check that the masks are not inverted"
+        )
+    for kind, listed, found, expected in (
+        ("tampered", len(index.tampered), index.found_tampered, published.tampered),
+        ("authentic", len(index.authentic), index.found_authentic, published.authentic),
+    ):
+        if expected is None:
+            continue
+        if found != expected:
+            lines.append(
+                f"{index.name}: {found} {kind} images found, the publisher counts {expected}: "
+                f"is the copy complete, and the version the one published?"
+            )
+        elif listed != expected:
+            lines.append(
+                f"{index.name}: {listed} of the {expected} published {kind} images are in the list ({expected - listed} skipped)"
+            )
+    return lines

@@ -1,0 +1,177 @@
+"""Miniature replicas of the public datasets: a few tiny files named and laid out as the publishers ship them,
+with each dataset's traps. Every builder returns the folder and what a correct index of it holds."""
+import csv
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+SIZE = (48, 32)  # width, height of the replicas' images
+
+
+def image(path, size=SIZE, seed=0):
+    """A random RGB image (random: no two replicas' files are the same bytes unless copied)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixels = np.random.default_rng(seed).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def box_mask(size=SIZE, box=(4, 4, 20, 16)):
+    """(H, W) bool with True inside ``box`` = (left, top, right, bottom)."""
+    mask = np.zeros((size[1], size[0]), bool)
+    left, top, right, bottom = box
+    mask[top:bottom, left:right] = True
+    return mask
+
+
+def save_mask(path, mask, tampered=255, untouched=0):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.where(mask, tampered, untouched).astype(np.uint8)).save(path)
+    return path
+
+
+def other_file(path, text="not an image"):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def casiav2(root):
+    """CASIA2.0_revised with the corrected ground truth unpacked inside it."""
+    root = Path(root) / "CASIA2.0_revised"
+    gt = root / "CASIA 2 Groundtruth"
+    tampered, authentic, skipped = {}, [], {}
+    authentic += [image(root / "Au" / "Au_ani_00001.jpg", seed=1), image(root / "Au" / "Au_sec_00002.bmp", seed=2)]
+    other = other_file(root / "Au" / "Thumbs.db")
+    skipped[other] = "not an image file"
+    for n, folder in ((1, "Tp"), (2, "Tp"), (3, "Au")):  # Tp_ in Au/: mixed folders, the name decides
+        name = f"Tp_D_NRN_S_N_ani0000{n}_sec0000{n}_0001{n}"
+        tampered[image(root / folder / f"{name}.{'tif' if n == 2 else 'jpg'}", seed=10 + n)] = box_mask()
+        save_mask(gt / f"{name}_gt.png", box_mask())
+    authentic.append(image(root / "Tp" / "Au_nat_00003.jpg", seed=3))  # an authentic image in Tp/
+    skipped[image(root / "Tp" / "Tp_S_NRN_S_N_arc00004_arc00004_00014.jpg", seed=14)] = "no mask"
+    skipped[save_mask(gt / "Tp_S_NRN_S_N_arc00009_arc00009_00019_gt.png", box_mask())] = "mask without an image"
+    name = "Tp_D_CRN_M_N_txt00005_txt00006_00015"  # a transposed mask
+    skipped[image(root / "Tp" / f"{name}.jpg", seed=15)] = "mask size differs"
+    save_mask(gt / f"{name}_gt.png", box_mask((SIZE[1], SIZE[0]), (2, 2, 10, 30)))
+    name = "Tp_D_NRD_S_N_cha00006_cha00007_00016"  # a mask at half the size: --fix resize rescales it
+    skipped[image(root / "Tp" / f"{name}.jpg", seed=16)] = "mask size differs"
+    save_mask(gt / f"{name}_gt.png", box_mask((SIZE[0] // 2, SIZE[1] // 2), (2, 2, 10, 8)))
+    name = "Tp_S_NRN_S_N_pla00007_pla00007_00017"  # an empty mask
+    skipped[image(root / "Tp" / f"{name}.jpg", seed=17)] = "empty mask"
+    save_mask(gt / f"{name}_gt.png", box_mask(box=(0, 0, 0, 0)))
+    copy = root / "Au" / "Au_ani_00008.jpg"  # the same photograph twice
+    shutil.copy(authentic[0], copy)
+    skipped[copy] = "duplicate image"
+    skipped[image(root / "Au" / "IMG_0001.jpg", seed=18)] = "not a CASIA name"
+    return root, tampered, authentic, skipped
+
+
+def casiav1(root):
+    """CASIA1.0 with the ground truth kept apart (``--masks``), in CM/ and Sp/ as the repository has it."""
+    root, gt = Path(root) / "CASIA1.0", Path(root) / "CASIA 1.0 groundtruth"
+    tampered, authentic, skipped = {}, [], {}
+    authentic.append(image(root / "Au" / "Au_ani_0001.jpg", seed=21))
+    for folder, name in (("CM", "Sp_S_CND_A_pla0016_pla0016_0196"), ("Sp", "Sp_D_CND_A_pla0005_pla0023_0281")):
+        tampered[image(root / "Tp" / folder / f"{name}.jpg", seed=len(tampered) + 22)] = box_mask()
+        save_mask(gt / folder / f"{name}_gt.png", box_mask())
+    name = "Sp_D_NRN_A_cha0011_sec0011_0542"  # one name in CM/ and in Sp/: which mask is whose cannot be told
+    for folder, seed in (("CM", 24), ("Sp", 25)):
+        skipped[image(root / "Tp" / folder / f"{name}.jpg", seed=seed)] = "ambiguous name"
+    save_mask(gt / "Sp" / f"{name}_gt.png", box_mask())
+    return root, gt, tampered, authentic, skipped
+
+
+def columbia(root):
+    """Columbia's uncompressed set: TIFFs, and JPEG edge masks with a red and a green region."""
+    root = Path(root) / "Columbia"
+    tampered, authentic, skipped = {}, [], {}
+    authentic.append(image(root / "4cam_auth" / "canong3_02_sub_01.tif", seed=31))
+    edge_mask(root / "4cam_auth" / "edgemask" / "canong3_02_sub_01_edgemask.jpg", green=box_mask())  # not tampering
+    name = "canong3_canonxt_sub_01"
+    image(root / "4cam_splc" / f"{name}.tif", seed=32)
+    green = box_mask(box=(24, 0, 48, 32))  # the right half came from the second camera
+    edge_mask(root / "4cam_splc" / "edgemask" / f"{name}_edgemask.jpg", green=green)
+    tampered[root / "4cam_splc" / f"{name}.tif"] = green
+    skipped[image(root / "4cam_splc" / "canong3_nikond70_sub_02.tif", seed=33)] = "no mask"
+    skipped[other_file(root / "README.txt")] = "not an image file"
+    return root, tampered, authentic, skipped
+
+
+def edge_mask(path, green):
+    """Red where ``green`` is False, green where it is True, saved as a JPEG (its colours blur at the border)."""
+    pixels = np.zeros(green.shape + (3,), np.uint8)
+    pixels[~green, 0] = 255
+    pixels[green, 1] = 255
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, quality=90)
+
+
+def coverage(root):
+    """COVERAGE: <n>.tif and <n>t.tif in image/, three masks per forgery in mask/."""
+    root = Path(root) / "COVERAGE"
+    tampered, authentic, skipped = {}, [], {}
+    for n in (1, 2):
+        authentic.append(image(root / "image" / f"{n}.tif", seed=40 + n))
+        forgery = image(root / "image" / f"{n}t.tif", seed=50 + n)
+        save_mask(root / "mask" / f"{n}copy.tif", box_mask(box=(0, 0, 8, 8)))
+        save_mask(root / "mask" / f"{n}paste.tif", box_mask(box=(30, 20, 38, 28)))
+        if n == 1:
+            save_mask(root / "mask" / f"{n}forged.tif", box_mask(box=(30, 20, 38, 28)))
+            tampered[forgery] = box_mask(box=(30, 20, 38, 28))
+        else:  # no forged mask: skipped, never given its copy or paste mask instead
+            skipped[forgery] = "no mask"
+    skipped[other_file(root / "image" / "Thumbs.db")] = "not an image file"
+    return root, tampered, authentic, skipped
+
+
+def nist16(root):
+    """NC2016_Test0613: probes, masks named otherwise (black = manipulated), the reference table that links them."""
+    root = Path(root) / "NIST16" / "NC2016_Test0613"
+    tampered, authentic, skipped = {}, [], {}
+    rows = []
+
+    def row(probe, mask, target):
+        rows.append({"TaskID": "manipulation", "ProbeFileID": Path(probe).stem, "ProbeFileName": probe,
+                     "ProbeMaskFileName": mask, "DonorFileID": "", "DonorFileName": "", "DonorMaskFileName": "",
+                     "IsTarget": target, "ProbePostProcessed": "", "DonorPostProcessed": ""})
+
+    probe = image(root / "probe" / "NC2016_1187.jpg", seed=61)
+    save_mask(root / "mask" / "NC2016_7342.png", box_mask(), tampered=0, untouched=255)
+    tampered[probe] = box_mask()
+    row("probe/NC2016_1187.jpg", "mask/NC2016_7342.png", "Y")
+    row("probe/NC2016_1187.jpg", "mask/NC2016_7342.png", "Y")  # listed twice: one sample
+    authentic.append(image(root / "probe" / "NC2016_2034.jpg", seed=62))
+    row("probe/NC2016_2034.jpg", "", "N")
+    skipped[image(root / "probe" / "NC2016_3050.jpg", seed=63)] = "no mask"
+    row("probe/NC2016_3050.jpg", "mask/NC2016_0000.png", "Y")  # its mask is missing
+    image(root / "world" / "NC2016_9999.jpg", seed=64)  # not a probe: not listed, not counted
+    table = root / "reference" / "manipulation" / "NC2016-manipulation-ref.csv"
+    table.parent.mkdir(parents=True)
+    with open(table, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), delimiter="|")
+        writer.writeheader()
+        writer.writerows(rows)
+    return root.parent, tampered, authentic, skipped
+
+
+def imd2020(root):
+    """IMD2020's real-life set: a folder per original, manipulated versions beside it with <name>_mask.png."""
+    root = Path(root) / "IMD2020"
+    tampered, authentic, skipped = {}, [], {}
+    for folder, seed in (("1a1ogs", 70), ("1a3oag", 80)):
+        authentic.append(image(root / folder / f"{folder}_orig.jpg", seed=seed))
+        manipulated = image(root / folder / "c8tq2j0_0.jpg", seed=seed + 1)  # one name in two folders: two images
+        save_mask(root / folder / "c8tq2j0_0_mask.png", box_mask(box=(0, 0, 12, 12 if folder == "1a1ogs" else 6)))
+        tampered[manipulated] = box_mask(box=(0, 0, 12, 12 if folder == "1a1ogs" else 6))
+    png = image(root / "1a1ogs" / "c8tq2j0_1.png", seed=72)  # another extension
+    rgb = np.repeat(box_mask()[..., None], 3, axis=2).astype(np.uint8) * 255  # an RGB mask
+    Image.fromarray(rgb).save(root / "1a1ogs" / "c8tq2j0_1_mask.png")
+    tampered[png] = box_mask()
+    skipped[image(root / "1a3oag" / "c8tq2j0_2.jpg", seed=82)] = "no mask"
+    return root, tampered, authentic, skipped
