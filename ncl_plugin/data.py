@@ -67,7 +67,11 @@ def post_function(model_name: str):
 
 def missing(path: str, flag: str) -> None:
     if not path or not os.path.exists(path):
-        hint = "; it is a placeholder: edit the config file" if "REPLACE/WITH" in str(path) else ""
+        hint = (
+            "; it is a placeholder: `benco data protocol NAME --root DIR` writes the lists and prints the flags"
+            if "REPLACE/WITH" in str(path)
+            else ""
+        )
         raise UsageError(f"{flag} {path}: no such file or folder{hint}")
 
 
