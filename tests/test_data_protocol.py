@@ -25,8 +25,9 @@ def datasets(tmp_path_factory):
 def test_protocol_casiav2_writes_lists_that_benco_train_runs_without_editing(datasets, tmp_path, capsys):
     root, gt, tampered = datasets
     out = tmp_path / "casiav2"
-    code, err = error_of(["data", "protocol", "casiav2", "--root", root, "--casiav1_masks", gt, "--out", out], capsys)
+    code, err = error_of(["data", "protocol", "casiav2", "--root", root, "--out", out], capsys)
     assert code == 0, err
+    assert f"CASIAv1: masks from {gt}" in err  # "CASIA 1.0 groundtruth" beside the datasets, found by its name
     test_map = json.loads((out / "test_datasets.json").read_text())
     assert set(test_map) == TITLES
     for path in test_map.values():
@@ -85,3 +86,24 @@ def test_a_dataset_missing_from_root_is_named_with_the_flag_that_gives_it(tmp_pa
     code, err = error_of(["data", "protocol", "casiav2", "--root", tmp_path], capsys)
     assert code == 2 and len(err) == 1
     assert "no CASIAv2 folder in it (looked for CASIA2.0_revised" in err[0] and "--casiav2 DIR" in err[0]
+
+
+def test_casia_masks_kept_apart_under_another_name_are_asked_for_by_flag(tmp_path, capsys):
+    _, gt, *_ = replicas.casiav1(tmp_path)
+    gt.rename(tmp_path / "labels")
+    for build in (replicas.casiav2, replicas.columbia, replicas.coverage, replicas.nist16, replicas.imd2020):
+        build(tmp_path)
+    code, err = error_of(["data", "protocol", "casiav2", "--root", tmp_path, "--out", tmp_path / "lists"], capsys)
+    assert code == 2 and "could be paired with a mask" in err[-1] and "(--casiav1_masks DIR" in err[-1]
+
+
+@pytest.mark.parametrize("name, version", [
+    ("CASIA 1.0 groundtruth", "1"), ("casia1groundtruth", "1"), ("CASIA2.0_Groundtruth", "2"),
+    ("CASIA 2 Groundtruth", "2"), ("CASIA2.0-Corrected-Groundtruth", "2"), ("CASIAv2_groundtruth", "2"),
+])
+def test_casia_ground_truth_folders_are_told_apart_by_version(name, version):
+    from ncl_plugin.datasets.casia import ground_truth_of
+
+    other = {"1": "2", "2": "1"}[version]
+    assert ground_truth_of(version)(name) and not ground_truth_of(other)(name)
+    assert not ground_truth_of(version)(f"CASIA{version}.0_revised")  # the images' folder is not the masks'

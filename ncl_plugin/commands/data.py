@@ -95,7 +95,8 @@ def protocol_parser() -> Parser:
             type=Path,
             metavar="DIR",
             default=None,
-            help=f"{DATASETS[name].title}'s ground truth, when kept apart",
+            help=f"{DATASETS[name].title}'s ground truth, when kept apart (default: a folder in --root named like "
+            f"'CASIA {name[-1]}.0 groundtruth', if any, else the masks inside its folder)",
         )
     p.add_argument(
         "--fantastic_reality",
@@ -127,16 +128,13 @@ def main(argv: List[str]) -> int:
 
 def _protocol(args) -> int:
     out = args.out or Path("benco_data") / args.protocol
-    options = {
-        name: Options(masks=getattr(args, f"{name}_masks", None), columbia_spliced=args.columbia_spliced)
-        for name in DATASETS
-    }
     written = write_protocol(
         args.protocol,
         args.root,
         out,
         {name: getattr(args, name) for name in DATASETS},
-        options,
+        {name: getattr(args, f"{name}_masks", None) for name in DATASETS},
+        args.columbia_spliced,
         args.fix,
         args.fantastic_reality,
         args.tampcoco,

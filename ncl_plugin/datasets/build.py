@@ -21,13 +21,14 @@ def build(
     options: Optional[Options] = None,
     fix: Optional[str] = None,
     tampered_only: bool = False,
+    masks_flag: str = "--masks",
 ) -> Index:
     """Index ``root`` as ``dataset``, write the list to ``out``, show the summary and any count warning."""
     options = options or Options()
     if not root.is_dir():
         raise UsageError(f"{root}: no such folder; give the folder {dataset.title} was unpacked into")
     if options.masks is not None and not options.masks.is_dir():
-        raise UsageError(f"--masks {options.masks}: no such folder")
+        raise UsageError(f"{masks_flag} {options.masks}: no such folder")
     if inside(out.parent, root):
         raise UsageError(
             f"--out {out} is inside {root}: the list and the masks it writes go beside the dataset, "
@@ -52,6 +53,7 @@ def build(
         raise UsageError(
             f"{root}: none of the {index.found_tampered} tampered {dataset.title} images {why}; see the table above "
             f"and the README's section on {dataset.title} for where its masks come from"
+            + ("" if paired or dataset.is_mask_folder is None else f" ({masks_flag} DIR: a mask folder kept apart)")
         )
     rows = write(index, out, tampered_only)
     with open(summary_file(out), "w") as handle:

@@ -12,6 +12,7 @@ folder names all work; the folder an image is in never decides its class,
 its name does.
 """
 
+import re
 from pathlib import Path
 
 from .layout import (
@@ -42,6 +43,20 @@ def _mask_key(path: Path) -> str:
     return stem[: -len("_gt")] if stem.lower().endswith("_gt") else stem
 
 
+def ground_truth_of(version: str):
+    """Whether a folder's name is CASIA ``version``'s ground truth: ``CASIA 1.0 groundtruth``,
+    ``CASIA2.0_Groundtruth``, ``CASIA2.0-Corrected-Groundtruth``, ``casia2groundtruth``, ...
+
+    A wrong pick could not pair wrongly: v1.0 (``Sp_``) and v2.0 (``Tp_``) names never meet.
+    """
+
+    def matches(name: str) -> bool:
+        squeezed = re.sub(r"[\s._-]", "", name.lower())
+        return "groundtruth" in squeezed and re.search(rf"casiav?{version}", squeezed) is not None
+
+    return matches
+
+
 def find_casia(root: Path, options: Options, tampered_prefix: str) -> Found:
     found = Found()
     apart = options.masks is not None and not inside(options.masks, root)
@@ -69,6 +84,7 @@ CASIAV1 = Dataset(
     published=Published(tampered=921, authentic=800),
     layout="Au_*.jpg, Tp/CM|Sp/Sp_*.jpg; masks <image>_gt.png anywhere below ROOT (or --masks)",
     find=lambda root, options: find_casia(root, options, "Sp_"),
+    is_mask_folder=ground_truth_of("1"),
 )
 
 CASIAV2 = Dataset(
@@ -78,4 +94,5 @@ CASIAV2 = Dataset(
     published=Published(tampered=5123, authentic=7491),
     layout="Au_*.jpg|bmp, Tp_*.jpg|tif; masks <image>_gt.png anywhere below ROOT (or --masks)",
     find=lambda root, options: find_casia(root, options, "Tp_"),
+    is_mask_folder=ground_truth_of("2"),
 )

@@ -136,6 +136,8 @@ class Dataset:
     published: Published
     layout: str  # one line for `benco data --help`
     find: Callable[[Path, Options], Found]
+    # Tells a folder of masks shipped apart by its name (CASIA), for ``benco data protocol --root``
+    is_mask_folder: Optional[Callable[[str], bool]] = None
 
 
 def inside(path: Path, folder: Path) -> bool:

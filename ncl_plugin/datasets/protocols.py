@@ -42,6 +42,19 @@ def locate(dataset: Dataset, root: Path, given: Optional[Path]) -> Path:
     return matches[0]
 
 
+def locate_masks(dataset: Dataset, root: Path, given: Optional[Path]) -> Optional[Path]:
+    """A ground-truth folder shipped apart (CASIA's): ``given``, or the one below ``root`` named like it."""
+    if given is not None or dataset.is_mask_folder is None or not root.is_dir():
+        return given
+    matches = sorted(p for p in root.iterdir() if p.is_dir() and dataset.is_mask_folder(p.name))
+    if len(matches) > 1:
+        raise UsageError(
+            f"--root {root}: {len(matches)} {dataset.title} ground-truth folders ({matches[0].name}, "
+            f"{matches[1].name}); choose one with --{dataset.name}_masks DIR"
+        )
+    return matches[0] if matches else None  # none apart: the masks are inside the dataset's folder
+
+
 def _cat_lists(fantastic_reality: Optional[Path], tampcoco: Optional[Path]) -> list:
     if fantastic_reality is None or tampcoco is None:
         flag = "--fantastic_reality FILE" if fantastic_reality is None else "--tampcoco DIR"
@@ -63,7 +76,8 @@ def write_protocol(
     root: Path,
     out: Path,
     folders: Dict[str, Optional[Path]],
-    options: Dict[str, Options],
+    masks: Dict[str, Optional[Path]],
+    columbia_spliced: str = "green",
     fix: Optional[str] = None,
     fantastic_reality: Optional[Path] = None,
     tampcoco: Optional[Path] = None,
@@ -71,13 +85,18 @@ def write_protocol(
     """Write ``protocol``'s training list and test-set map into ``out``; returns {"train": ..., "test": ...}."""
     extra = _cat_lists(fantastic_reality, tampcoco) if protocol == "cat" else []
     needed = dict.fromkeys(TRAIN_SETS[protocol] + TEST_SETS)
-    located = {name: locate(DATASETS[name], root, folders.get(name)) for name in needed}  # all before the slow part
+    # every folder found before the slow part: a missing one is said at once
+    located = {name: locate(DATASETS[name], root, folders.get(name)) for name in needed}
+    apart = {name: locate_masks(DATASETS[name], root, masks.get(name)) for name in needed}
     out.mkdir(parents=True, exist_ok=True)
     lists = {}
     for name, folder in located.items():
         dataset = DATASETS[name]
         lists[name] = out / f"{dataset.title}.json"
-        build(dataset, folder, lists[name], options.get(name, Options()), fix, tampered_only=True)
+        if apart[name] is not None and masks.get(name) is None:
+            say(f"{dataset.title}: masks from {apart[name]}")
+        options = Options(masks=apart[name], columbia_spliced=columbia_spliced)
+        build(dataset, folder, lists[name], options, fix, tampered_only=True, masks_flag=f"--{name}_masks")
     test_map = out / "test_datasets.json"
     test_map.write_text(json.dumps({DATASETS[n].title: os.path.abspath(lists[n]) for n in TEST_SETS}, indent=4) + "\n")
     if protocol == "casiav2":
