@@ -54,7 +54,7 @@ def test_replica_lists_every_pair_and_says_why_each_file_is_left_out(name, tmp_p
     # Columbia's masks are JPEG colour codes: only the pixels at the region border may differ
     check_index(listed, skipped, tampered, authentic, expected_skips, agreement=0.95 if name == "columbia" else 1.0)
     assert digest_of(root) == before  # nothing in the dataset's folder is written or changed
-    assert f"Wrote {tmp_path / 'out' / name}.json ({len(listed)} images)" in err
+    assert f"Wrote {tmp_path / 'out' / name}.json ({len(listed)} image(s))" in err
 
 
 def test_casiav1_with_its_ground_truth_apart(tmp_path, capsys):
@@ -107,8 +107,8 @@ def test_tampered_only_leaves_authentic_images_out(tmp_path, capsys):
 def test_counts_that_differ_from_the_published_ones_are_warned(tmp_path, capsys):
     root, *_ = replicas.coverage(tmp_path / "data")
     _, _, err = index("coverage", root, tmp_path / "cov.json", capsys)
-    assert "coverage: 2 tampered images found, the publisher counts 100" in err.replace("Coverage", "coverage")
-    assert "authentic images found, the publisher counts 100" in err
+    assert "coverage: 2 tampered image(s) found, the publisher counts 100" in err.replace("Coverage", "coverage")
+    assert "authentic image(s) found, the publisher counts 100" in err
     summary = (tmp_path / "cov.summary.txt").read_text()
     assert "skipped: no mask" in summary and "published" in summary
 

@@ -42,7 +42,7 @@ def build(
         )
     authentic = sum(not s.tampered for s in found.samples)
     say(
-        f"{dataset.title}: {found.tampered_seen} tampered and {authentic} authentic images below {root}; checking each file"
+        f"{dataset.title}: {found.tampered_seen} tampered and {authentic} authentic image(s) below {root}; checking each file"
     )
     index = check(dataset.title, root, found, mask_folder(out), fix)
     grid = summary.table(index, dataset.published, tampered_only)
@@ -61,5 +61,5 @@ def build(
     for line in summary.warnings(index, dataset.published):
         warn(line)
     notes = f"; files left out, and why: {skipped_report(out)}" if index.skipped else ""
-    say(f"Wrote {out} ({len(rows)} images){notes}")
+    say(f"Wrote {out} ({len(rows)} image(s)){notes}")
     return index

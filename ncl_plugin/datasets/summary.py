@@ -60,7 +60,7 @@ def warnings(index: Index, published: Published) -> List[str]:
             continue
         if found != expected:
             lines.append(
-                f"{index.name}: {found} {kind} images found, the publisher counts {expected}: "
+                f"{index.name}: {found} {kind} image(s) found, the publisher counts {expected}: "
                 f"is the copy complete, and the version the one published?"
             )
         elif listed != expected:
