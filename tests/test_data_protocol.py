@@ -86,6 +86,8 @@ def test_a_dataset_missing_from_root_is_named_with_the_flag_that_gives_it(tmp_pa
     code, err = error_of(["data", "protocol", "casiav2", "--root", tmp_path], capsys)
     assert code == 2 and len(err) == 1
     assert "no CASIAv2 folder in it (looked for CASIA2.0_revised" in err[0] and "--casiav2 DIR" in err[0]
+    code, err = error_of(["data", "protocol", "casiav2", "--root", tmp_path / "nowhere"], capsys)
+    assert code == 2 and err == [f"benco data: error: --root {tmp_path / 'nowhere'}: no such folder; give the folder that holds the datasets' folders"]
 
 
 def test_casia_masks_kept_apart_under_another_name_are_asked_for_by_flag(tmp_path, capsys):

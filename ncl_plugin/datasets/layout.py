@@ -81,15 +81,12 @@ def group_by(paths: Iterable[Path], key) -> Dict[str, List[Path]]:
     return groups
 
 
-def pair_masks(
-    images: Dict[str, List[Path]], masks: Dict[str, List[Path]], found: Found, rule: str = WHITE
-) -> List[Tuple[str, Path]]:
+def pair_masks(images: Dict[str, List[Path]], masks: Dict[str, List[Path]], found: Found, rule: str = WHITE) -> None:
     """Tampered samples from images and masks keyed by the same name; never a guess.
 
-    A name shared by two images, or two masks, is skipped with both files named:
-    which mask belongs to which image cannot be told. Returns the keys paired.
+    A name shared by two images, or two masks, is skipped with the files named:
+    which mask belongs to which image cannot be told.
     """
-    paired = []
     found.tampered_seen += sum(len(candidates) for candidates in images.values())
     for key, candidates in sorted(images.items()):
         own = masks.get(key, [])
@@ -103,11 +100,9 @@ def pair_masks(
             found.skip(candidates[0], "ambiguous name", f"{len(own)} masks match it: {names}")
         else:
             found.samples.append(Sample(candidates[0], True, own[0], rule))
-            paired.append(key)
     for key in sorted(set(masks) - set(images)):
         for path in masks[key]:
             found.skip(path, "mask without an image")
-    return paired
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,7 @@ def locate(dataset: Dataset, root: Path, given: Optional[Path]) -> Path:
     if given is not None:
         return given
     wanted = {name.lower() for name in dataset.folders}
-    matches = sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower() in wanted) if root.is_dir() else []
+    matches = sorted(p for p in root.iterdir() if p.is_dir() and p.name.lower() in wanted)
     if not matches:
         raise UsageError(
             f"--root {root}: no {dataset.title} folder in it (looked for {', '.join(dataset.folders)}); "
@@ -44,7 +44,7 @@ def locate(dataset: Dataset, root: Path, given: Optional[Path]) -> Path:
 
 def locate_masks(dataset: Dataset, root: Path, given: Optional[Path]) -> Optional[Path]:
     """A ground-truth folder shipped apart (CASIA's): ``given``, or the one below ``root`` named like it."""
-    if given is not None or dataset.is_mask_folder is None or not root.is_dir():
+    if given is not None or dataset.is_mask_folder is None:
         return given
     matches = sorted(p for p in root.iterdir() if p.is_dir() and dataset.is_mask_folder(p.name))
     if len(matches) > 1:
@@ -83,6 +83,8 @@ def write_protocol(
     tampcoco: Optional[Path] = None,
 ) -> Dict[str, Path]:
     """Write ``protocol``'s training list and test-set map into ``out``; returns {"train": ..., "test": ...}."""
+    if not root.is_dir():
+        raise UsageError(f"--root {root}: no such folder; give the folder that holds the datasets' folders")
     extra = _cat_lists(fantastic_reality, tampcoco) if protocol == "cat" else []
     needed = dict.fromkeys(TRAIN_SETS[protocol] + TEST_SETS)
     # every folder found before the slow part: a missing one is said at once
