@@ -75,7 +75,7 @@ class ImageLoader:
         return image
 
 
-def _header(path: str) -> Tuple[Optional[Tuple[int, int]], Optional[str]]:
+def read_size(path: str) -> Tuple[Optional[Tuple[int, int]], Optional[str]]:
     """((width, height), None) from the file header, or (None, what is wrong)."""
     if not os.path.isfile(path):
         return None, "file not found"
@@ -93,13 +93,13 @@ def problems_of(tp_paths: Sequence[str], gt_paths: Sequence[str]) -> List[Tuple[
     if len(tp_paths) >= 2000:  # a big dataset takes seconds: show it
         pairs = track(pairs, "checking images", total=len(tp_paths), unit="img")
     for index, (tp, gt) in pairs:
-        tp_size, tp_error = _header(tp)
+        tp_size, tp_error = read_size(tp)
         if tp_error:
             found.append((index, f"{tp}: {tp_error}"))
             continue
         if gt == NEGATIVE:
             continue
-        gt_size, gt_error = _header(gt)
+        gt_size, gt_error = read_size(gt)
         if gt_error:
             found.append((index, f"{gt}: {gt_error}"))
         elif gt_size != tp_size:

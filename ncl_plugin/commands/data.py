@@ -8,7 +8,7 @@ from ..config import Parser
 from ..datasets import DATASETS
 from ..datasets.build import build
 from ..datasets.indexing import ASPECT_TOLERANCE, FIXES
-from ..datasets.layout import Options
+from ..datasets.layout import GREEN, RED, Options
 from ..datasets.protocols import PROTOCOLS, TEST_SETS, write_protocol
 
 NAME = "data"
@@ -30,8 +30,8 @@ def _checks(p: Parser) -> None:
     )
     p.add_argument(
         "--columbia_spliced",
-        choices=("green", "red"),
-        default="green",
+        choices=(GREEN, RED),
+        default=GREEN,
         help="the colour of the spliced region in Columbia's edge masks (default green)",
     )
     p.add_argument("--debug", action="store_true", help="show full tracebacks")

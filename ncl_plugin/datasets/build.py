@@ -40,9 +40,9 @@ def build(
             f"{root}: no {dataset.title} image found below it ({len(found.skipped)} other files); "
             f"is it the right folder? `benco data --help` lists each layout"
         )
-    authentic = sum(not s.tampered for s in found.samples)
     say(
-        f"{dataset.title}: {found.tampered_seen} tampered and {authentic} authentic image(s) below {root}; checking each file"
+        f"{dataset.title}: {found.tampered_seen} tampered and {found.authentic_seen} authentic image(s) below {root}; "
+        f"checking each file"
     )
     index = check(dataset.title, root, found, mask_folder(out), fix)
     grid = summary.table(index, dataset.published, tampered_only)

@@ -13,8 +13,6 @@ too: they mark regions, not tampering, and are never used.
 from pathlib import Path
 
 from .layout import (
-    GREEN,
-    RED,
     Dataset,
     Found,
     Options,
@@ -43,8 +41,12 @@ def find(root: Path, options: Options) -> Found:
             found.samples.append(Sample(path, tampered=False))
         else:
             found.skip(path, "outside 4cam_auth/ and 4cam_splc/")
-    rule = {"green": GREEN, "red": RED}[options.columbia_spliced]
-    pair_masks(group_by(spliced, lambda p: p.stem), group_by(edge_masks, lambda p: p.stem[: -len(SUFFIX)]), found, rule)
+    pair_masks(
+        group_by(spliced, lambda p: p.stem),
+        group_by(edge_masks, lambda p: p.stem[: -len(SUFFIX)]),
+        found,
+        rule=options.columbia_spliced,  # GREEN or RED, the flag's choices
+    )
     return found
 
 

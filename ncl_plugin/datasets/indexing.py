@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from PIL import Image, UnidentifiedImageError
+from PIL import UnidentifiedImageError
 
-from ..dataset_checks import NEGATIVE
+from ..dataset_checks import NEGATIVE, read_size
 from ..terminal import track
 from .layout import WHITE, Found, Sample, Skipped
 from .masks import as_white, read_tampered, resized
@@ -56,14 +56,6 @@ class Index:
     @property
     def authentic(self) -> List[Entry]:
         return [e for e in self.entries if not e.sample.tampered]
-
-
-def _image_size(path: Path) -> Tuple[Optional[Tuple[int, int]], Optional[Skipped]]:
-    try:
-        with Image.open(path) as image:
-            return image.size, None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        return None, Skipped(path, "unreadable image", str(err))
 
 
 def _absolute(path: Path) -> Path:
@@ -133,12 +125,12 @@ def check(name: str, root: Path, found: Found, masks_to: Path, fix: Optional[str
         [],
         list(found.skipped),
         found_tampered=found.tampered_seen,
-        found_authentic=sum(not s.tampered for s in found.samples),
+        found_authentic=found.authentic_seen,
     )
     by_digest: Dict[str, List[Entry]] = {}
     for sample in track(found.samples, f"checking {name}", unit="img"):
-        size, problem = _image_size(sample.image)
-        entry = None
+        size, error = read_size(str(sample.image))
+        entry, problem = None, Skipped(sample.image, "unreadable image", error)
         if size is not None:
             entry, problem = (
                 _check_mask(sample, size, fix, index, masks_to) if sample.tampered else (Entry(sample), None)

@@ -16,7 +16,6 @@ WHITE = "white"  # bright = tampered; IMDL-BenCo's own reading (mean over channe
 BLACK = "black"  # dark = tampered (inverted polarity, as in NIST's masks)
 GREEN = "green"  # colour-coded: the green region is tampered
 RED = "red"  # colour-coded: the red region is tampered
-MASK_RULES = (WHITE, BLACK, GREEN, RED)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +44,10 @@ class Found:
     samples: List[Sample] = dataclasses.field(default_factory=list)
     skipped: List[Skipped] = dataclasses.field(default_factory=list)
     tampered_seen: int = 0  # tampered images recognised, with a usable mask or not
+
+    @property
+    def authentic_seen(self) -> int:
+        return sum(not s.tampered for s in self.samples)
 
     def skip(self, path: Path, reason: str, detail: str = "") -> None:
         self.skipped.append(Skipped(path, reason, detail))
@@ -110,7 +113,7 @@ class Options:
     """Choices a user can make about a layout (``benco data`` flags)."""
 
     masks: Optional[Path] = None  # masks kept apart from the images (CASIA's ground truth repositories)
-    columbia_spliced: str = "green"  # which colour of Columbia's edge masks is the spliced region
+    columbia_spliced: str = GREEN  # which colour of Columbia's edge masks is the spliced region
 
 
 @dataclasses.dataclass(frozen=True)

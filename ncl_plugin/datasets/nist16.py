@@ -65,12 +65,14 @@ def find(root: Path, options: Options) -> Found:
             found.skip(probe, "file not found", f"listed in {table.name}")
         elif len(masks) > 1:
             found.skip(probe, "ambiguous name", f"{table.name} gives it {len(masks)} different masks")
-        elif not next(iter(masks)):
-            found.skip(probe, "no mask", f"manipulated, but {table.name} gives no mask")
-        elif not (base / next(iter(masks))).is_file():
-            found.skip(probe, "no mask", f"its mask {base / next(iter(masks))} (from {table.name}) not found")
         else:
-            found.samples.append(Sample(probe, True, base / next(iter(masks)), BLACK))
+            (name,) = masks
+            if not name:
+                found.skip(probe, "no mask", f"manipulated, but {table.name} gives no mask")
+            elif not (base / name).is_file():
+                found.skip(probe, "no mask", f"its mask {base / name} (from {table.name}) not found")
+            else:
+                found.samples.append(Sample(probe, True, base / name, BLACK))
     for probe in sorted(set(authentic) - set(targets)):
         if probe.is_file():
             found.samples.append(Sample(probe, tampered=False))
