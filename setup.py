@@ -39,6 +39,7 @@ setup(
         "rich",
         "tensorboard",
         "fvcore",
+        "openpyxl",  # benco data reads the CASIA ground truth's rename spreadsheets
     ],
     extras_require={"test": ["pytest", "hypothesis", "ruff"]},
 )

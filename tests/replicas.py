@@ -175,3 +175,82 @@ def imd2020(root):
     tampered[png] = box_mask()
     skipped[image(root / "1a3oag" / "c8tq2j0_2.jpg", seed=82)] = "no mask"
     return root, tampered, authentic, skipped
+
+
+def spreadsheet(path, header, rows, formulas=()):
+    """An .xlsx as the ground-truth maintainers save theirs: a header row, blank and note rows between the renames.
+
+    ``formulas`` are (cell, formula, cached value) triples: the cell holds the formula and, as a spreadsheet
+    program saves it, the value it computed (cached value None: a formula saved without its value, as
+    programs that do not compute formulas write it). openpyxl writes no cached values, so they are put into
+    the sheet's XML afterwards.
+    """
+    import openpyxl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(header)
+    for row in rows:
+        sheet.append(row)
+    for cell, formula, _ in formulas:
+        sheet[cell] = formula
+    book.save(path)
+    cached = {cell: value for cell, _, value in formulas if value is not None}
+    if cached:
+        _cache_values(path, cached)
+    return path
+
+
+def _cache_values(path, cached):
+    import re
+    import zipfile
+
+    with zipfile.ZipFile(path) as book:
+        parts = {name: book.read(name) for name in book.namelist()}
+    sheet = parts["xl/worksheets/sheet1.xml"].decode()
+    for cell, value in cached.items():
+        sheet, count = re.subn(rf'<c r="{cell}"([^>]*)><f>(.*?)</f><v ?/>', rf'<c r="{cell}"\1 t="str"><f>\2</f><v>{value}</v>', sheet)
+        assert count == 1, cell
+    parts["xl/worksheets/sheet1.xml"] = sheet.encode()
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as book:
+        for name, data in parts.items():
+            book.writestr(name, data)
+
+
+CASIA1_HEADER = ["Note", "Original file name", "Corrected file name", "Rename command", "Move command"]
+
+
+def casiav1_as_first_distributed(root):
+    """CASIA 1.0 with its images named as first published, its ground truth (masks named after the corrected
+    names) beside it with the rename spreadsheet inside, as the ground-truth archive unpacks."""
+    root, gt = Path(root) / "CASIA1.0", Path(root) / "CASIA 1.0 groundtruth"
+    tampered, renamed, skipped = {}, {}, {}
+    image(root / "Au" / "Au_ani_0001.jpg", seed=101)
+    kept = "Sp_D_CND_A_pla0005_pla0023_0281"  # named right from the start
+    tampered[image(root / "Tp" / "Sp" / f"{kept}.jpg", seed=102)] = box_mask()
+    save_mask(gt / "Sp" / f"{kept}_gt.png", box_mask())
+    renames = [  # (as first published, corrected): a class change, a source fix, the name with a dot
+        ("Sp_D_NND_A_nat0054_nat0054_0189", "Sp_S_NND_A_nat0054_nat0054_0189"),
+        ("Sp_D_NNN_A_sec0049_sec0049_0117", "Sp_D_NNN_A_sec0049_sec0050_0117"),
+        ("Sp_S_NRD_A_ani0040_ani0054.0257", "Sp_D_NRD_A_ani0040_ani0054_0257"),
+    ]
+    for n, (old, new) in enumerate(renames):
+        path = image(root / "Tp" / "Sp" / f"{old}.jpg", seed=110 + n)
+        tampered[path] = box_mask(box=(2 + n, 2, 12 + n, 12))
+        renamed[path] = new
+        save_mask(gt / ("CM" if "_S_" in new else "Sp") / f"{new}_gt.png", box_mask(box=(2 + n, 2, 12 + n, 12)))
+    # a rename whose corrected name is also an image here (a copy renamed by hand, the old file kept):
+    # two images for one mask, both left out
+    by_hand = ("Sp_S_CRN_A_arc0007_arc0005_0228", "Sp_D_CRN_A_arc0007_arc0005_0228")
+    skipped[image(root / "Tp" / "CM" / f"{by_hand[0]}.jpg", seed=120)] = "ambiguous name"
+    skipped[image(root / "Tp" / "Sp" / f"{by_hand[1]}.jpg", seed=121)] = "ambiguous name"
+    save_mask(gt / "Sp" / f"{by_hand[1]}_gt.png", box_mask())
+    rows = [[None] * 5]
+    for n, (old, new) in enumerate(renames + [by_hand]):
+        rows.append(["Rename ..." if n == 0 else None, f"{old}.jpg", f"{new}.jpg", f'ren "{old}.jpg" "{new}.jpg"', None])
+    rows += [[None] * 5, [None, "At first, there are 470 copy-move images (CM folder) and 451 spliced images.", None, None, None]]
+    sheet = spreadsheet(gt / "FileNameCorrection.xlsx", CASIA1_HEADER, rows)
+    other_file(gt / "Splicing_groundtruth_list.txt", "\n".join(p.stem for p in tampered))
+    return root, gt, sheet, tampered, renamed, skipped

@@ -16,7 +16,21 @@ SUMMARY = "index a public dataset (CASIA, Columbia, Coverage, NIST16, IMD2020) o
 TAKES_CONFIG = False
 
 USAGE = """benco data NAME ROOT [--out FILE.json] [--fix resize] [--tampered_only] [--masks DIR]
-       benco data protocol {casiav2,cat} --root DIR [--out DIR] [--fix resize]"""
+                        [--renames FILE.xlsx|none] [--corrections DIR]
+       benco data protocol {casiav2,cat} --root DIR [--out DIR] [--fix resize] [--corrections DIR]"""
+
+NO_RENAMES = "none"
+
+
+def _renames(value: str):
+    return NO_RENAMES if value.lower() == NO_RENAMES else Path(value)
+
+
+def _rename_options(value) -> dict:
+    """Options' rename fields for a --renames value: a file, none, or (None) the spreadsheet found with the masks."""
+    if value == NO_RENAMES:
+        return {"apply_renames": False}
+    return {"renames": value}
 
 
 def _checks(p: Parser) -> None:
@@ -33,6 +47,15 @@ def _checks(p: Parser) -> None:
         choices=(GREEN, RED),
         default=GREEN,
         help="the colour of the spliced region in Columbia's edge masks (default green)",
+    )
+    p.add_argument(
+        "--corrections",
+        type=Path,
+        metavar="DIR",
+        default=None,
+        help="a folder of revised masks as the community's correction repository (SunnyHaze/IML-Dataset-Corrections) "
+        "publishes them (CASIAv2, Coverage, IMD2020): each replaces the dataset's own mask of the same name; "
+        "<list>.corrections.tsv names each one",
     )
     p.add_argument("--debug", action="store_true", help="show full tracebacks")
 
@@ -63,6 +86,15 @@ def parser() -> Parser:
         metavar="DIR",
         default=None,
         help="CASIA: the ground-truth folder, when kept apart from ROOT",
+    )
+    p.add_argument(
+        "--renames",
+        type=_renames,
+        metavar="FILE.xlsx|none",
+        default=None,
+        help="CASIA: the ground truth's rename spreadsheet (FileNameCorrection.xlsx, fileNamesCorrection.xlsx); "
+        "images still named as first published are paired with the mask of their corrected name. Default: the "
+        "spreadsheet found below ROOT or --masks, if any; none: no renames",
     )
     _checks(p)
     return p
@@ -98,6 +130,13 @@ def protocol_parser() -> Parser:
             help=f"{DATASETS[name].title}'s ground truth, when kept apart (default: a folder in --root named like "
             f"'CASIA {name[-1]}.0 groundtruth', if any, else the masks inside its folder)",
         )
+        p.add_argument(
+            f"--{name}_renames",
+            type=_renames,
+            metavar="FILE.xlsx|none",
+            default=None,
+            help=f"{DATASETS[name].title}'s rename spreadsheet (default: the one found with its masks, if any)",
+        )
     p.add_argument(
         "--fantastic_reality",
         type=Path,
@@ -120,7 +159,12 @@ def main(argv: List[str]) -> int:
     if argv[:1] == ["protocol"]:
         return _protocol(protocol_parser().parse_args(argv[1:]))
     args = parser().parse_args(argv)
-    options = Options(masks=args.masks, columbia_spliced=args.columbia_spliced)
+    options = Options(
+        masks=args.masks,
+        columbia_spliced=args.columbia_spliced,
+        corrections=args.corrections,
+        **_rename_options(args.renames),
+    )
     out = args.out or Path(f"{args.name}.json")
     build(DATASETS[args.name], args.root, out, options, args.fix, args.tampered_only)
     return 0
@@ -138,6 +182,8 @@ def _protocol(args) -> int:
         args.fix,
         args.fantastic_reality,
         args.tampcoco,
+        corrections=args.corrections,
+        renames={name: _rename_options(getattr(args, f"{name}_renames", None)) for name in DATASETS},
     )
     print(
         f"benco train --config protocols/{args.protocol} --data_path {written['train']} "

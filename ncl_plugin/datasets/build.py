@@ -5,8 +5,8 @@ from typing import Optional
 
 from ..errors import UsageError
 from ..terminal import print_plain, say, show, warn
-from . import summary
-from .indexing import Index, check, mask_folder, skipped_report, write
+from . import revised, summary
+from .indexing import Index, check, corrections_report, mask_folder, skipped_report, write
 from .layout import Dataset, Options, inside
 
 
@@ -34,7 +34,11 @@ def build(
             f"--out {out} is inside {root}: the list and the masks it writes go beside the dataset, "
             f"where a later run does not take them for its files; choose a folder outside it"
         )
+    if options.corrections is not None:
+        _check_corrections(dataset, root, options.corrections)
     found = dataset.find(root, options)
+    if options.corrections is not None:
+        revised.apply(found, dataset, options.corrections, [t for t in (options.masks, root) if t is not None])
     if not found.samples:
         raise UsageError(
             f"{root}: no {dataset.title} image found below it ({len(found.skipped)} other files); "
@@ -58,8 +62,24 @@ def build(
     rows = write(index, out, tampered_only)
     with open(summary_file(out), "w") as handle:
         print_plain(grid, handle)
-    for line in summary.warnings(index, dataset.published):
+    for line in found.warnings + summary.warnings(index, dataset.published):
         warn(line)
     notes = f"; files left out, and why: {skipped_report(out)}" if index.skipped else ""
+    if corrections_report(out).exists():
+        notes += f"; published corrections: {corrections_report(out)}"
     say(f"Wrote {out} ({len(rows)} image(s)){notes}")
     return index
+
+
+def _check_corrections(dataset: Dataset, root: Path, folder: Path) -> None:
+    if dataset.mask_key is None:
+        raise UsageError(
+            f"--corrections: revised masks are taken for CASIAv1, CASIAv2, Coverage and IMD2020, not {dataset.title}"
+        )
+    if not folder.is_dir():
+        raise UsageError(f"--corrections {folder}: no such folder")
+    if inside(folder, root) or inside(root, folder):
+        raise UsageError(
+            f"--corrections {folder} and {root} overlap: the revised masks would be taken for the dataset's own; "
+            f"keep them in a folder of their own"
+        )

@@ -9,11 +9,13 @@ documentation points to), named ``<image name>_gt.png``. Images and masks are
 paired by name wherever they sit below the root (or below ``--masks``), so
 mixed folders, IMDL-BenCo's ``Tp/``+``Gt/`` copies and the repositories'
 folder names all work; the folder an image is in never decides its class,
-its name does.
+its name does. A copy whose images still carry the publisher's wrong names
+is paired through the renames the ground truth publishes (:mod:`.renames`).
 """
 
 import re
 from pathlib import Path
+from typing import Optional
 
 from .layout import (
     Dataset,
@@ -24,9 +26,12 @@ from .layout import (
     files_under,
     group_by,
     inside,
+    is_image,
     pair_masks,
     split_images,
 )
+from .renames import Renames, find_spreadsheets
+from .renames import load as load_renames
 
 MASK_FOLDERS = {"gt", "groundtruth", "ground_truth", "mask", "masks"}
 
@@ -57,12 +62,24 @@ def ground_truth_of(version: str):
     return matches
 
 
-def find_casia(root: Path, options: Options, tampered_prefix: str) -> Found:
+def mask_key_of(tampered_prefix: str):
+    """The image name a CASIA mask file below ``top`` belongs to; None for a file that is not this version's mask."""
+
+    def mask_key(path: Path, top: Path) -> Optional[str]:
+        key = _mask_key(path)
+        return key if key.startswith(tampered_prefix) and _is_mask(path, top) else None
+
+    return mask_key
+
+
+def find_casia(root: Path, options: Options, tampered_prefix: str, title: str) -> Found:
     found = Found()
     apart = options.masks is not None and not inside(options.masks, root)
-    masks, images = [], []
+    masks, images, others = [], [], []
     for top in [root] + ([options.masks] if apart else []):
-        for path in split_images(files_under(top), found):
+        files = files_under(top)
+        others += [p for p in files if not is_image(p)]
+        for path in split_images(files, found):
             is_mask = _is_mask(path, top) or (options.masks is not None and inside(path, options.masks))
             (masks if is_mask else images).append(path)
     tampered = []
@@ -73,8 +90,43 @@ def find_casia(root: Path, options: Options, tampered_prefix: str) -> Found:
             tampered.append(path)
         else:
             found.skip(path, "not a CASIA name", f"starts with neither Au_ nor {tampered_prefix}")
-    pair_masks(group_by(tampered, lambda p: p.stem), group_by(masks, _mask_key), found)
+    by_name = group_by(masks, _mask_key)
+    renames = None
+    if options.apply_renames:
+        renames = load_renames(find_spreadsheets(others), options.renames, tampered_prefix, title)
+    if renames is not None:
+        _note_renames(found, renames, title)
+    keys = {path: _paired_name(path, renames, by_name, found) for path in tampered}
+    pair_masks(group_by((p for p in tampered if keys[p]), keys.get), by_name, found)
+    listed = {s.image for s in found.samples}
+    found.renamed = {p: keys[p] for p in tampered if keys[p] and keys[p] != p.stem and p in listed}
     return found
+
+
+def _note_renames(found: Found, renames: Renames, title: str) -> None:
+    found.renames_from = renames.spreadsheet
+    # the spreadsheet is read, not left out: it is no longer one of the "not an image file" skips
+    found.skipped = [s for s in found.skipped if s.path != renames.spreadsheet]
+    if renames.unreadable:
+        cells = ", ".join(renames.unreadable[:3]) + (", ..." if len(renames.unreadable) > 3 else "")
+        found.warnings.append(
+            f"{title}: {renames.spreadsheet}: {len(renames.unreadable)} corrected name(s) ({cells}) are formulas "
+            f"saved without their values; those images are not renamed (open and save the file in a spreadsheet "
+            f"program, or use the copy the ground truth ships with)"
+        )
+
+
+def _paired_name(path: Path, renames: Optional[Renames], masks: dict, found: Found) -> Optional[str]:
+    """The name ``path`` is paired by: its own, or the corrected one a published rename gives it. None: left out."""
+    own = path.stem
+    corrected = renames.corrected.get(own) if renames is not None else None
+    if corrected is None or corrected not in masks:
+        return own
+    if own in masks:  # a mask under each name: which one this copy's image is cannot be told
+        found.tampered_seen += 1
+        found.skip(path, "ambiguous name", f"masks for its own name and for {corrected}, its published correction")
+        return None
+    return corrected
 
 
 CASIAV1 = Dataset(
@@ -83,8 +135,9 @@ CASIAV1 = Dataset(
     folders=("CASIA1.0", "CASIA1", "CASIAv1", "CASIA 1.0", "CASIA_1.0"),
     published=Published(tampered=921, authentic=800),
     layout="Au_*.jpg, Tp/CM|Sp/Sp_*.jpg; masks <image>_gt.png anywhere below ROOT (or --masks)",
-    find=lambda root, options: find_casia(root, options, "Sp_"),
+    find=lambda root, options: find_casia(root, options, "Sp_", "CASIAv1"),
     is_mask_folder=ground_truth_of("1"),
+    mask_key=mask_key_of("Sp_"),
 )
 
 CASIAV2 = Dataset(
@@ -93,6 +146,7 @@ CASIAV2 = Dataset(
     folders=("CASIA2.0_revised", "CASIA2.0", "CASIA2", "CASIAv2", "CASIA 2.0", "CASIA_2.0"),
     published=Published(tampered=5123, authentic=7491),
     layout="Au_*.jpg|bmp, Tp_*.jpg|tif; masks <image>_gt.png anywhere below ROOT (or --masks)",
-    find=lambda root, options: find_casia(root, options, "Tp_"),
+    find=lambda root, options: find_casia(root, options, "Tp_", "CASIAv2"),
     is_mask_folder=ground_truth_of("2"),
+    mask_key=mask_key_of("Tp_"),
 )

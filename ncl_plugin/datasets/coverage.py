@@ -5,11 +5,13 @@ Distributed on GitHub (wenbihan/coverage) as ``image/`` with 100 pairs,
 three masks per forgery: ``<n>copy.tif`` (the source region),
 ``<n>paste.tif`` (where it was pasted) and ``<n>forged.tif``. The list uses
 ``<n>forged.tif``, as the field's Coverage results do; a forgery without it
-is skipped rather than given another mask.
+is skipped rather than given another mask. The correction repository's
+revised masks for 9 forgeries (``--corrections DIR``) replace theirs by name.
 """
 
 import re
 from pathlib import Path
+from typing import Optional
 
 from .layout import Dataset, Found, Options, Published, Sample, files_under, group_by, pair_masks, split_images
 
@@ -39,6 +41,12 @@ def find(root: Path, options: Options) -> Found:
     return found
 
 
+def mask_key(path: Path, top: Path) -> Optional[str]:
+    """The forgery number of a ``<n>forged`` mask; copy and paste masks are not the list's."""
+    match = _MASK.match(path.stem)
+    return match.group(1) if match and match.group(2).lower() == "forged" else None
+
+
 COVERAGE = Dataset(
     name="coverage",
     title="Coverage",
@@ -46,4 +54,5 @@ COVERAGE = Dataset(
     published=Published(tampered=100, authentic=100),
     layout="image/<n>.tif, image/<n>t.tif, mask/<n>forged.tif",
     find=find,
+    mask_key=mask_key,
 )

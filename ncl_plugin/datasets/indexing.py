@@ -48,6 +48,11 @@ class Index:
     found_authentic: int
     size_mismatches: int = 0  # masks whose size differs from their image's
     resized_masks: int = 0
+    # published corrections, as the indexer applied them (see Found)
+    renamed: Dict[Path, str] = dataclasses.field(default_factory=dict)
+    renames_from: Optional[Path] = None
+    revised: Dict[Path, Tuple[Path, Path]] = dataclasses.field(default_factory=dict)
+    unused_revisions: List[Skipped] = dataclasses.field(default_factory=list)
 
     @property
     def tampered(self) -> List[Entry]:
@@ -56,6 +61,10 @@ class Index:
     @property
     def authentic(self) -> List[Entry]:
         return [e for e in self.entries if not e.sample.tampered]
+
+    def listed(self, images) -> int:
+        """How many of ``images`` are in the list."""
+        return sum(e.sample.image in images for e in self.entries)
 
 
 def _absolute(path: Path) -> Path:
@@ -126,6 +135,10 @@ def check(name: str, root: Path, found: Found, masks_to: Path, fix: Optional[str
         list(found.skipped),
         found_tampered=found.tampered_seen,
         found_authentic=found.authentic_seen,
+        renamed=found.renamed,
+        renames_from=found.renames_from,
+        revised=found.revised,
+        unused_revisions=found.unused_revisions,
     )
     by_digest: Dict[str, List[Entry]] = {}
     for sample in track(found.samples, f"checking {name}", unit="img"):
@@ -191,15 +204,38 @@ def write(index: Index, out: Path, tampered_only: bool = False) -> List[List[str
             rows.append([str(_absolute(entry.sample.image)), NEGATIVE])
     # one pair a line: the list reads, and diffs, as a table
     _atomic_write(out, "[\n" + ",\n".join(json.dumps(row) for row in rows) + "\n]\n")
-    report = skipped_report(out)
-    if index.skipped:
-        ordered = sorted(index.skipped, key=lambda s: str(s.path))
-        lines = ["file\treason\tdetail"] + [f"{s.path}\t{s.reason}\t{s.detail}" for s in ordered]
-        _atomic_write(report, "\n".join(lines) + "\n")
-    elif report.exists():  # left by an earlier run of the same list
-        report.unlink()
+    _write_table(skipped_report(out), ("file", "reason", "detail"), index.skipped)
+    _write_table(corrections_report(out), ("file", "correction", "detail"), corrections(index))
     return rows
+
+
+def corrections(index: Index) -> List[Skipped]:
+    """Each published correction applied (rename, revised mask), and each revised mask left unused, with why."""
+    rows = [
+        Skipped(image, "renamed", f"paired as {name}, its corrected name in {index.renames_from}")
+        for image, name in index.renamed.items()
+    ]
+    listed = {e.sample.image for e in index.entries}
+    rows += [
+        Skipped(image, "revised mask", f"{new} replaces {own}" + ("" if image in listed else "; the image is left out"))
+        for image, (own, new) in index.revised.items()
+    ]
+    return rows + index.unused_revisions
+
+
+def _write_table(path: Path, header, rows: List[Skipped]) -> None:
+    """A tab-separated report, one file a line, sorted; none (an earlier run's removed) when there is nothing to say."""
+    if rows:
+        ordered = sorted(rows, key=lambda s: str(s.path))
+        lines = ["\t".join(header)] + [f"{s.path}\t{s.reason}\t{s.detail}" for s in ordered]
+        _atomic_write(path, "\n".join(lines) + "\n")
+    elif path.exists():  # left by an earlier run of the same list
+        path.unlink()
 
 
 def skipped_report(out: Path) -> Path:
     return out.with_name(out.stem + ".skipped.tsv")
+
+
+def corrections_report(out: Path) -> Path:
+    return out.with_name(out.stem + ".corrections.tsv")

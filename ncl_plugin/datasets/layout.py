@@ -44,6 +44,13 @@ class Found:
     samples: List[Sample] = dataclasses.field(default_factory=list)
     skipped: List[Skipped] = dataclasses.field(default_factory=list)
     tampered_seen: int = 0  # tampered images recognised, with a usable mask or not
+    # Published corrections applied (see .renames and .revised): image -> the name it was paired by,
+    # image -> (the dataset's own mask, the revised mask that replaced it)
+    renamed: Dict[Path, str] = dataclasses.field(default_factory=dict)
+    renames_from: Optional[Path] = None
+    revised: Dict[Path, Tuple[Path, Path]] = dataclasses.field(default_factory=dict)
+    unused_revisions: List[Skipped] = dataclasses.field(default_factory=list)
+    warnings: List[str] = dataclasses.field(default_factory=list)
 
     @property
     def authentic_seen(self) -> int:
@@ -114,6 +121,9 @@ class Options:
 
     masks: Optional[Path] = None  # masks kept apart from the images (CASIA's ground truth repositories)
     columbia_spliced: str = GREEN  # which colour of Columbia's edge masks is the spliced region
+    renames: Optional[Path] = None  # CASIA's rename spreadsheet; None: the one found with the masks, if any
+    apply_renames: bool = True  # False: --renames none
+    corrections: Optional[Path] = None  # a folder of revised masks (.revised)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,6 +146,9 @@ class Dataset:
     find: Callable[[Path, Options], Found]
     # Tells a folder of masks shipped apart by its name (CASIA), for ``benco data protocol --root``
     is_mask_folder: Optional[Callable[[str], bool]] = None
+    # The name a file below ``top`` has as one of this dataset's (white-on-black) masks, None if it is not one:
+    # how a revised mask is matched to the mask it replaces. None: no revised masks are taken.
+    mask_key: Optional[Callable[[Path, Path], Optional[str]]] = None
 
 
 def inside(path: Path, folder: Path) -> bool:

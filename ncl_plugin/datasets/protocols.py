@@ -81,10 +81,14 @@ def write_protocol(
     fix: Optional[str] = None,
     fantastic_reality: Optional[Path] = None,
     tampcoco: Optional[Path] = None,
+    corrections: Optional[Path] = None,
+    renames: Optional[Dict[str, dict]] = None,
 ) -> Dict[str, Path]:
     """Write ``protocol``'s training list and test-set map into ``out``; returns {"train": ..., "test": ...}."""
     if not root.is_dir():
         raise UsageError(f"--root {root}: no such folder; give the folder that holds the datasets' folders")
+    if corrections is not None and not corrections.is_dir():
+        raise UsageError(f"--corrections {corrections}: no such folder")
     extra = _cat_lists(fantastic_reality, tampcoco) if protocol == "cat" else []
     needed = dict.fromkeys(TRAIN_SETS[protocol] + TEST_SETS)
     # every folder found before the slow part: a missing one is said at once
@@ -97,7 +101,13 @@ def write_protocol(
         lists[name] = out / f"{dataset.title}.json"
         if apart[name] is not None and masks.get(name) is None:
             say(f"{dataset.title}: masks from {apart[name]}")
-        options = Options(masks=apart[name], columbia_spliced=columbia_spliced)
+        options = Options(
+            masks=apart[name],
+            columbia_spliced=columbia_spliced,
+            # one folder of revised masks for every dataset: each takes the masks named as its own
+            corrections=corrections if dataset.mask_key is not None else None,
+            **(renames or {}).get(name, {}),
+        )
         build(dataset, folder, lists[name], options, fix, tampered_only=True, masks_flag=f"--{name}_masks")
     test_map = out / "test_datasets.json"
     test_map.write_text(json.dumps({DATASETS[n].title: os.path.abspath(lists[n]) for n in TEST_SETS}, indent=4) + "\n")
