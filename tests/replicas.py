@@ -254,3 +254,55 @@ def casiav1_as_first_distributed(root):
     sheet = spreadsheet(gt / "FileNameCorrection.xlsx", CASIA1_HEADER, rows)
     other_file(gt / "Splicing_groundtruth_list.txt", "\n".join(p.stem for p in tampered))
     return root, gt, sheet, tampered, renamed, skipped
+
+
+def jpeg_mask(path, mask):
+    """A white-on-black mask saved as JPEG, as DEFACTO's probe masks are: grey noise around the region's edge."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(path, quality=75)
+    return path
+
+
+def defacto(root):
+    """DEFACTO as Kaggle distributes it: <part>_img/img and <part>_annotations/{probe_mask,donor_mask,graph}."""
+    root = Path(root) / "DEFACTO"
+    tampered, authentic, skipped = {}, [], {}
+    name = "0_000000195755"  # one name in two parts: two different images, each with its own mask
+    for part, box, mask_suffix in (("copymove", (4, 4, 20, 16), "jpg"), ("inpainting", (24, 8, 40, 24), "tif")):
+        path = image(root / f"{part}_img" / "img" / f"{name}.tif", seed=len(tampered) + 201)
+        tampered[path] = box_mask(box=box)
+        probe = root / f"{part}_annotations" / "probe_mask" / f"{name}.{mask_suffix}"
+        (jpeg_mask if mask_suffix == "jpg" else save_mask)(probe, box_mask(box=box))
+    save_mask(root / "copymove_annotations" / "donor_mask" / f"{name}.tif", box_mask(box=(30, 4, 46, 16)))  # passed over
+    save_mask(root / "inpainting_annotations" / "inpaint_mask" / f"{name}.tif", box_mask())  # passed over
+    other_file(root / "copymove_annotations" / "graph" / f"{name}.json", "{}")  # passed over
+    spliced = image(root / "splicing_1_img" / "img" / "3_000000000139.tif", seed=210)
+    tampered[spliced] = box_mask(box=(8, 8, 24, 24))
+    jpeg_mask(root / "splicing_1_annotations" / "probe_mask" / "3_000000000139.jpg", box_mask(box=(8, 8, 24, 24)))
+    skipped[image(root / "splicing_1_img" / "img" / "5_000000000285.tif", seed=211)] = "no mask"
+    name = "7_000000000632"  # the first release's folder names
+    tampered[image(root / "Splicing-images-2" / "img" / f"{name}.tif", seed=212)] = box_mask()
+    jpeg_mask(root / "Splicing-annotations-2" / "probe_mask" / f"{name}.jpg", box_mask())
+    name = "9_000000000724"  # a probe mask of another size
+    skipped[image(root / "splicing_1_img" / "img" / f"{name}.tif", seed=213)] = "mask size differs"
+    jpeg_mask(root / "splicing_1_annotations" / "probe_mask" / f"{name}.jpg", box_mask((24, 16), (2, 2, 8, 8)))
+    skipped[image(root / "morphing_img" / "img" / "1_000000000776.tif", seed=214)] = "a face part (not indexed)"
+    skipped[other_file(root / "README.txt")] = "outside DEFACTO's part folders"
+    return root, tampered, authentic, skipped
+
+
+def cocoglide(root):
+    """CocoGlide's zip: fake/, mask/ and real/, the fake and its mask named otherwise (paired by the COCO id)."""
+    root = Path(root) / "CocoGlide"
+    tampered, authentic, skipped = {}, [], {}
+    for number, (category, coco) in enumerate((("dining table", "114871"), ("dog", "000139"))):
+        fake = image(root / "fake" / f"glide_inpainting_val2017_{coco}_up.png", seed=300 + number)
+        box = (4 + 8 * number, 4, 20 + 8 * number, 20)
+        save_mask(root / "mask" / f"{category}_{coco}_mask.png", box_mask(box=box))
+        tampered[fake] = box_mask(box=box)
+        authentic.append(image(root / "real" / f"{category}_{coco}.png", seed=310 + number))
+    skipped[image(root / "fake" / "glide_inpainting_val2017_000285_up.png", seed=320)] = "no mask"
+    skipped[save_mask(root / "mask" / "cat_000632_mask.png", box_mask())] = "mask without an image"
+    skipped[other_file(root / "table.csv", "real,fake,mask,prompt\n")] = "not an image file"
+    return root, tampered, authentic, skipped

@@ -13,7 +13,8 @@ from helpers import error_of
 
 # the casiav1 replica keeps its ground truth apart; the others hold it inside ROOT
 BUILDERS = {"casiav2": replicas.casiav2, "columbia": replicas.columbia, "coverage": replicas.coverage,
-            "nist16": replicas.nist16, "imd2020": replicas.imd2020}
+            "nist16": replicas.nist16, "imd2020": replicas.imd2020, "defacto": replicas.defacto,
+            "cocoglide": replicas.cocoglide}
 
 
 def index(name, root, out, capsys, *flags):
@@ -51,8 +52,9 @@ def test_replica_lists_every_pair_and_says_why_each_file_is_left_out(name, tmp_p
     root, tampered, authentic, expected_skips = BUILDERS[name](tmp_path / "data")
     before = digest_of(root)
     listed, skipped, err = index(name, root, tmp_path / "out" / f"{name}.json", capsys)
-    # Columbia's masks are JPEG colour codes: only the pixels at the region border may differ
-    check_index(listed, skipped, tampered, authentic, expected_skips, agreement=0.95 if name == "columbia" else 1.0)
+    # Columbia's and DEFACTO's masks are JPEGs: only the pixels at the region border may differ
+    check_index(listed, skipped, tampered, authentic, expected_skips,
+                agreement=0.95 if name in ("columbia", "defacto") else 1.0)
     assert digest_of(root) == before  # nothing in the dataset's folder is written or changed
     assert f"Wrote {tmp_path / 'out' / name}.json ({len(listed)} image(s))" in err
 
@@ -183,3 +185,53 @@ def test_a_dataset_linked_into_place_is_listed_through_its_links(tmp_path, capsy
     assert code == 0, err
     rows = json.loads((tmp_path / "nist.json").read_text())
     assert all(image.startswith(str(root)) for image, _ in rows)
+
+
+def test_defacto_subset_keeps_the_images_mvss_nets_list_names(tmp_path, capsys):
+    """DEFACTO-12k's list names the first release's folders; a Kaggle copy's folders answer to them."""
+    root, tampered, _, _ = replicas.defacto(tmp_path / "data")
+    subset = replicas.other_file(tmp_path / "DEFACTO12k-test.txt", "\n".join([
+        "./DEFACTO/Copy-Move-images/img/0_000000195755.tif ./DEFACTO/Copy-Move-annotations/probe_mask/0_000000195755.jpg 1",
+        "./DEFACTO/Splicing-images-1/img/3_000000000139.tif ./DEFACTO/Splicing-annotations-1/probe_mask/3_000000000139.jpg 1",
+        "./DEFACTO/Splicing-images-3/img/2_000000000001.tif ./DEFACTO/Splicing-annotations-3/probe_mask/2_000000000001.jpg 1",
+        "./CoCo2014/test2014/COCO_test2014_000000000001.jpg None 0",
+        "",
+    ]))
+    listed, skipped, err = index("defacto", root, tmp_path / "d12k.json", capsys, "--subset", subset)
+    kept = {root / "copymove_img" / "img" / "0_000000195755.tif", root / "splicing_1_img" / "img" / "3_000000000139.tif"}
+    assert set(listed) == {p.resolve() for p in kept}
+    # the inpainting image of the same name, and every image the list does not name, are not counted at all
+    assert (root / "inpainting_img" / "img" / "0_000000195755.tif").resolve() not in skipped
+    assert "1 image(s) of --subset" in err and "not found below ROOT (splicing3/2_000000000001)" in err
+    assert "1 line(s) of --subset" in err and "MS-COCO" in err
+    row = next(line for line in (tmp_path / "d12k.summary.txt").read_text().splitlines() if "tampered images" in line)
+    # listed, found, published: the list's 3 DEFACTO images are the count to meet
+    assert [cell.strip() for cell in row.strip()[1:-1].split("│")][1:] == ["2", "2", "3"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["data", "defacto", "{root}", "--subset", "{bad}"], "line 1: not 'img_path mask_path label'"),
+    (["data", "defacto", "{root}", "--subset", "{coco}"], "none of its lines names a DEFACTO image"),
+    (["data", "defacto", "{root}", "--subset", "/no/list.txt"], "--subset /no/list.txt: no such file"),
+    (["data", "coverage", "{root}", "--subset", "{coco}"], "--subset: a DEFACTO list"),
+])
+def test_defacto_subset_problems_are_one_line(argv, message, tmp_path, capsys):
+    root, *_ = replicas.defacto(tmp_path / "data")
+    bad = replicas.other_file(tmp_path / "bad.txt", "just one field\n")
+    coco = replicas.other_file(tmp_path / "coco.txt", "./CoCo2014/test2014/COCO_test2014_1.jpg None 0\n")
+    argv = [a.format(root=root, bad=bad, coco=coco) for a in argv]
+    code, err = error_of([*argv, "--out", tmp_path / "x.json"], capsys)
+    assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_an_approximate_published_count_is_met_within_five_percent(tmp_path, capsys, monkeypatch):
+    from ncl_plugin.datasets import DATASETS
+    from ncl_plugin.datasets.layout import Published
+
+    root, *_ = replicas.defacto(tmp_path / "data")
+    _, _, err = index("defacto", root, tmp_path / "a.json", capsys)
+    assert "6 tampered image(s) found, the publisher counts about 149000" in err
+    monkeypatch.setitem(DATASETS, "defacto", DATASETS["defacto"].__class__(
+        **{**DATASETS["defacto"].__dict__, "published": Published(tampered=6, authentic=None, approximate=True)}))
+    _, _, err = index("defacto", root, tmp_path / "b.json", capsys)
+    assert "publisher counts" not in err and "about 6" in err

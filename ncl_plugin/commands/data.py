@@ -10,13 +10,14 @@ from ..datasets.build import build
 from ..datasets.indexing import ASPECT_TOLERANCE, FIXES
 from ..datasets.layout import GREEN, RED, Options
 from ..datasets.protocols import PROTOCOLS, TEST_SETS, write_protocol
+from ..errors import UsageError
 
 NAME = "data"
-SUMMARY = "index a public dataset (CASIA, Columbia, Coverage, NIST16, IMD2020) or a whole protocol"
+SUMMARY = "index a public dataset (CASIA, Columbia, Coverage, NIST16, IMD2020, DEFACTO, CocoGlide) or a protocol"
 TAKES_CONFIG = False
 
 USAGE = """benco data NAME ROOT [--out FILE.json] [--fix resize] [--tampered_only] [--masks DIR]
-                        [--renames FILE.xlsx|none] [--corrections DIR]
+                        [--renames FILE.xlsx|none] [--corrections DIR] [--subset LIST.txt]
        benco data protocol {casiav2,cat} --root DIR [--out DIR] [--fix resize] [--corrections DIR]"""
 
 NO_RENAMES = "none"
@@ -96,6 +97,14 @@ def parser() -> Parser:
         "images still named as first published are paired with the mask of their corrected name. Default: the "
         "spreadsheet found below ROOT or --masks, if any; none: no renames",
     )
+    p.add_argument(
+        "--subset",
+        type=Path,
+        metavar="LIST.txt",
+        default=None,
+        help="DEFACTO: keep only the images a list names, in MVSS-Net's 'img_path mask_path label' format "
+        "(DEFACTO12k-test.txt: the field's DEFACTO-12k test set)",
+    )
     _checks(p)
     return p
 
@@ -159,7 +168,10 @@ def main(argv: List[str]) -> int:
     if argv[:1] == ["protocol"]:
         return _protocol(protocol_parser().parse_args(argv[1:]))
     args = parser().parse_args(argv)
+    if args.subset is not None and args.name != "defacto":
+        raise UsageError(f"--subset: a DEFACTO list (DEFACTO12k-test.txt); {args.name} takes none")
     options = Options(
+        subset=args.subset,
         masks=args.masks,
         columbia_spliced=args.columbia_spliced,
         corrections=args.corrections,

@@ -49,7 +49,8 @@ def build(
         f"checking each file"
     )
     index = check(dataset.title, root, found, mask_folder(out), fix)
-    grid = summary.table(index, dataset.published, tampered_only)
+    published = found.published or dataset.published
+    grid = summary.table(index, published, tampered_only)
     show(grid)
     if not index.tampered:
         paired = any(s.tampered for s in found.samples)
@@ -62,7 +63,7 @@ def build(
     rows = write(index, out, tampered_only)
     with open(summary_file(out), "w") as handle:
         print_plain(grid, handle)
-    for line in found.warnings + summary.warnings(index, dataset.published):
+    for line in found.warnings + summary.warnings(index, published):
         warn(line)
     notes = f"; files left out, and why: {skipped_report(out)}" if index.skipped else ""
     if corrections_report(out).exists():

@@ -51,6 +51,7 @@ class Found:
     revised: Dict[Path, Tuple[Path, Path]] = dataclasses.field(default_factory=dict)
     unused_revisions: List[Skipped] = dataclasses.field(default_factory=list)
     warnings: List[str] = dataclasses.field(default_factory=list)
+    published: Optional["Published"] = None  # the counts to check against, when not the dataset's (a --subset)
 
     @property
     def authentic_seen(self) -> int:
@@ -124,6 +125,7 @@ class Options:
     renames: Optional[Path] = None  # CASIA's rename spreadsheet; None: the one found with the masks, if any
     apply_renames: bool = True  # False: --renames none
     corrections: Optional[Path] = None  # a folder of revised masks (.revised)
+    subset: Optional[Path] = None  # DEFACTO: a list of the images to keep (MVSS-Net's DEFACTO12k-test.txt)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +134,12 @@ class Published:
 
     tampered: Optional[int]
     authentic: Optional[int]
+    approximate: bool = False  # "about 19,000": a copy within APPROXIMATE of it is not warned about
+
+    def text(self, count: Optional[int]) -> str:
+        if count is None:
+            return "-"
+        return f"about {count}" if self.approximate else str(count)
 
 
 @dataclasses.dataclass(frozen=True)
