@@ -9,7 +9,7 @@ from ..datasets import DATASETS
 from ..datasets.build import build
 from ..datasets.indexing import ASPECT_TOLERANCE, FIXES
 from ..datasets.layout import GREEN, RED, Options
-from ..datasets.protocols import PROTOCOLS, TEST_SETS, write_protocol
+from ..datasets.protocols import MEMBERS, PROTOCOLS, TEST_SETS, write_protocol
 from ..errors import UsageError
 
 NAME = "data"
@@ -122,7 +122,8 @@ def protocol_parser() -> Parser:
     p.add_argument(
         "--out", type=Path, metavar="DIR", default=None, help="folder for the lists (default: ./benco_data/PROTOCOL)"
     )
-    for name, dataset in DATASETS.items():
+    for name in MEMBERS:
+        dataset = DATASETS[name]
         p.add_argument(
             f"--{name}",
             type=Path,
@@ -188,7 +189,7 @@ def _protocol(args) -> int:
         args.protocol,
         args.root,
         out,
-        {name: getattr(args, name) for name in DATASETS},
+        {name: getattr(args, name) for name in MEMBERS},
         {name: getattr(args, f"{name}_masks", None) for name in DATASETS},
         args.columbia_spliced,
         args.fix,

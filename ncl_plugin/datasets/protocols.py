@@ -22,6 +22,8 @@ TEST_SETS = ("casiav1", "columbia", "coverage", "nist16", "imd2020")
 TRAIN_SETS = {"casiav2": ("casiav2",), "cat": ("casiav2", "imd2020")}
 TAMPCOCO_LISTS = ("sp_COCO_list.json", "cm_COCO_list.json", "bcm_COCO_list.json", "bcmc_COCO_list.json")
 PROTOCOLS = tuple(TRAIN_SETS)
+# every dataset some protocol reads (DEFACTO and CocoGlide are indexed alone, with `benco data NAME`)
+MEMBERS = tuple(dict.fromkeys(TEST_SETS + sum(TRAIN_SETS.values(), ())))
 
 
 def locate(dataset: Dataset, root: Path, given: Optional[Path]) -> Path:
