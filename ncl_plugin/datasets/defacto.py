@@ -24,10 +24,10 @@ names); its COCO lines are counted, not indexed.
 
 import re
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Set, Tuple
 
 from ..errors import UsageError
-from .layout import Dataset, Found, Options, Published, files_under, group_by, is_image, pair_masks
+from .layout import Dataset, Found, Options, Published, files_under, is_image, pair_masks
 
 # splicing_1_img, splicing_1_annotations, copymove_img, Copy-Move-images, Splicing-annotations-2, ...
 _PART = re.compile(
@@ -62,11 +62,11 @@ def _locate(path: Path, root: Path) -> Optional[Tuple[str, str, List[str]]]:
     return None
 
 
-def _subset(path: Path) -> Tuple[Dict[Tuple[str, str], str], int]:
-    """{(part, image name): line} of the DEFACTO images a subset list names, and how many other lines it has."""
+def _subset(path: Path) -> Tuple[Set[Tuple[str, str]], int]:
+    """(part, image name) of each DEFACTO image a subset list names, and how many other lines it has."""
     if not path.is_file():
         raise UsageError(f"--subset {path}: no such file")
-    wanted, others = {}, 0
+    wanted, others = set(), 0
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         if not line.strip():
             continue
@@ -80,7 +80,7 @@ def _subset(path: Path) -> Tuple[Dict[Tuple[str, str], str], int]:
         if part is None:
             others += 1  # an authentic MS-COCO image, or another dataset's
             continue
-        wanted[(part[0] + part[1], image.stem)] = line
+        wanted.add((part[0] + part[1], image.stem))
     if not wanted:
         raise UsageError(
             f"--subset {path}: none of its lines names a DEFACTO image (e.g. .../Copy-Move-images/img/X.tif)"
@@ -112,23 +112,17 @@ def find(root: Path, options: Options) -> Found:
             found.skip(path, "not a probe mask", f"an annotation outside {PROBE_MASK}/")
     if wanted is not None:
         _keep(images, masks, wanted, others, found, options.subset)
-    key = {p: k for k, paths in images.items() for p in paths}
-    mask_key = {p: k for k, paths in masks.items() for p in paths}
-    pair_masks(
-        group_by(key, lambda p: "/".join(key[p])),
-        group_by(mask_key, lambda p: "/".join(mask_key[p])),
-        found,
-    )
+    pair_masks({"/".join(k): v for k, v in images.items()}, {"/".join(k): v for k, v in masks.items()}, found)
     return found
 
 
-def _keep(images: dict, masks: dict, wanted: dict, others: int, found: Found, subset: Path) -> None:
+def _keep(images: dict, masks: dict, wanted: set, others: int, found: Found, subset: Path) -> None:
     """Only the subset's images, and their masks; the subset's count becomes the one to check against."""
-    for key in set(images) - set(wanted):
+    for key in set(images) - wanted:
         del images[key]
-    for key in set(masks) - set(wanted):
+    for key in set(masks) - wanted:
         del masks[key]
-    missing = sorted(set(wanted) - set(images))
+    missing = sorted(wanted - set(images))
     if missing:
         names = ", ".join("/".join(k) for k in missing[:3]) + (", ..." if len(missing) > 3 else "")
         found.warnings.append(f"DEFACTO: {len(missing)} image(s) of --subset {subset} not found below ROOT ({names})")
