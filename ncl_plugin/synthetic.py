@@ -5,7 +5,10 @@ matplotlib. Each image is a random crop of one photograph, manipulated by
 splicing (a region from another photograph), copy-move (a region of the same
 photograph, moved) or removal (a region inpainted away); the mask is exactly
 the changed region. A fraction of the images stays authentic (empty mask).
-Train and test images come from disjoint photographs. With
+Train and test images come from disjoint photographs. ``post`` (``benco synth
+--post``, ``benco train --synthetic_post``) re-compresses, resamples or adds
+noise to every whole image afterwards, as published datasets are
+(:mod:`.postprocess`), so that the traces are not pristine. With
 ``holdout="validation"`` the test photographs are not used at all: a few
 training photographs are held out instead, so that settings can be chosen on
 unseen photographs without ever looking at the test set.
@@ -32,6 +35,7 @@ import numpy as np
 from PIL import Image
 
 from .errors import UsageError
+from .postprocess import NONE, PostProcess
 from .terminal import track
 
 FORMAT_VERSION = 4
@@ -256,6 +260,7 @@ def build(
     show_progress: bool = True,
     holdout: str = "test",
     kinds: Sequence[str] = KINDS,
+    post: PostProcess = NONE,
 ) -> Path:
     """Write a synthetic dataset of ``n`` images to ``out`` and return its folder.
 
@@ -264,6 +269,10 @@ def build(
     images, because IMDL-BenCo's pixel F1 and AUC score an authentic image 0 whatever the
     prediction. Its authentic images go to ``<split>/Au`` and, with the manipulated ones, to
     ``<split>_with_authentic.json``, the list for image-level metrics.
+
+    ``post`` post-processes every whole image after its manipulation (JPEG, resampling, noise:
+    see :mod:`.postprocess`), with a generator of its own per image, so that the manipulations
+    drawn are those of the set without it.
     """
     if n < 4:
         raise UsageError(f"--n {n}: need at least 4 images (train and test take at least 2 each)")
@@ -289,6 +298,8 @@ def build(
     for index in track(range(n), "synthesising", total=n, unit="img", enabled=show_progress):
         split = held if index < n_held else "train"
         sample = make_sample(photos[split], size, np.random.default_rng([seed, index]), authentic_fraction, kinds)
+        if post:
+            sample.image = post.apply(sample.image, np.random.default_rng([seed, index, 1]))
         lists[split].append(list(_write(root / split, f"{index:05d}_{sample.kind}.png", sample)))
         counts[split][sample.kind] = counts[split].get(sample.kind, 0) + 1
     manipulated = [e for e in lists[held] if e[1] != "Negative"]
@@ -310,6 +321,7 @@ def build(
         "kinds": list(kinds),
         "test_fraction": test_fraction,
         "authentic_fraction": authentic_fraction,
+        "post": post.spec(),
         "photographs": {split: [name for name, _ in photos[split]] for split in photos},
         "counts": counts,
     }
@@ -327,15 +339,17 @@ def cache_root() -> Path:
     return Path(base) / "ncl_plugin"
 
 
-def cached(n: int, size: int, seed: int = 0, show_progress: bool = True) -> Tuple[Path, bool]:
+def cached(n: int, size: int, seed: int = 0, show_progress: bool = True, post: PostProcess = NONE) -> Tuple[Path, bool]:
     """The cached dataset for these settings, built on first use. Returns (folder, built_now)."""
-    folder = cache_root() / f"synthetic-v{FORMAT_VERSION}-n{n}-s{size}-seed{seed}"
+    name = f"synthetic-v{FORMAT_VERSION}-n{n}-s{size}-seed{seed}" + (f"-post-{post.slug()}" if post else "")
+    folder = cache_root() / name
     manifest = folder / "manifest.json"
     if manifest.is_file():
         try:
-            if json.loads(manifest.read_text()).get("n") == n:
+            written = json.loads(manifest.read_text())
+            if written.get("n") == n and written.get("post", "") == post.spec():
                 return folder, False
         except (OSError, ValueError):
             pass
     folder.mkdir(parents=True, exist_ok=True)
-    return build(str(folder), n=n, size=size, seed=seed, show_progress=show_progress), True
+    return build(str(folder), n=n, size=size, seed=seed, show_progress=show_progress, post=post), True

@@ -14,7 +14,7 @@ from typing import Dict, List, Optional
 
 import torch
 
-from . import compat, data, dataset_checks, synthetic
+from . import compat, data, dataset_checks, postprocess, synthetic
 from .checkpoints import (
     KEEP_BEST_AFTER_EPOCH,
     forget_interrupted,
@@ -56,11 +56,12 @@ def prepare_data(args, metrics: List[str]) -> None:
         return
     if args.test_data_path:
         raise UsageError("--test_data_path needs a --data_path to train on")
+    post = postprocess.parse(args.synthetic_post, flag="--synthetic_post")
     if is_main():
-        folder, built = synthetic.cached(args.synthetic_images, args.synthetic_size, show_progress=True)
+        folder, built = synthetic.cached(args.synthetic_images, args.synthetic_size, show_progress=True, post=post)
         say(f"Synthetic dataset {'built in' if built else 'cached at'} {folder}")
     barrier()
-    folder, _ = synthetic.cached(args.synthetic_images, args.synthetic_size, show_progress=False)
+    folder, _ = synthetic.cached(args.synthetic_images, args.synthetic_size, show_progress=False, post=post)
     args.data_path = str(folder / "train")
     args.test_data_path = str(folder / "test_datasets.json")
     if any(m.startswith("image") for m in metrics):

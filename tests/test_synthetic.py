@@ -67,8 +67,59 @@ def test_image_level_metrics_test_on_the_embedded_set_with_its_authentic_images(
     from ncl_plugin.training import prepare_data
 
     monkeypatch.setenv("NCL_CACHE_DIR", str(tmp_path))
-    args = argparse.Namespace(data_path=None, test_data_path=None, synthetic_images=10, synthetic_size=32)
+    args = argparse.Namespace(data_path=None, test_data_path=None, synthetic_images=10, synthetic_size=32,
+                              synthetic_post="")
     prepare_data(args, metrics)
     assert args.test_data_path.endswith(expected) and args.data_path.endswith("train")
     (name, listed), = json.loads(open(args.test_data_path).read()).items()
     assert name == "synthetic"
+
+
+def test_post_processing_reworks_every_whole_image_and_keeps_the_draws_and_masks(tmp_path):
+    """--post jpeg:50-50 is exactly JPEG at quality 50 of the image the plain set holds; the masks do not change."""
+    import cv2
+
+    from ncl_plugin.postprocess import parse
+
+    plain = synthetic.build(str(tmp_path / "plain"), n=12, size=32, seed=4, show_progress=False)
+    jpeg = synthetic.build(str(tmp_path / "jpeg"), n=12, size=32, seed=4, show_progress=False, post=parse("jpeg:50-50"))
+    harder = synthetic.build(str(tmp_path / "harder"), n=12, size=32, seed=4, show_progress=False,
+                             post=parse("resize:0.5-0.8,noise:2,jpeg:60-90"))
+    names = sorted(p.relative_to(plain) for p in plain.rglob("*.png"))
+    assert names == sorted(p.relative_to(jpeg) for p in jpeg.rglob("*.png"))  # the same draws, same kinds
+    for name in names:
+        before = np.asarray(Image.open(plain / name))
+        after, reworked = np.asarray(Image.open(jpeg / name)), np.asarray(Image.open(harder / name))
+        if name.parts[1] == "Gt":
+            assert np.array_equal(before, after) and np.array_equal(before, reworked)
+            continue
+        _, encoded = cv2.imencode(".jpg", cv2.cvtColor(before, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 50])
+        assert np.array_equal(after, cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)), name
+        assert not np.array_equal(before, reworked) and before.shape == reworked.shape
+    assert json.loads((harder / "manifest.json").read_text())["post"] == "resize:0.5-0.8,noise:2,jpeg:60-90"
+    assert json.loads((plain / "manifest.json").read_text())["post"] == ""
+
+
+def test_post_processed_sets_are_cached_apart(tmp_path, monkeypatch):
+    from ncl_plugin.postprocess import parse
+
+    monkeypatch.setenv("NCL_CACHE_DIR", str(tmp_path))
+    plain, built = synthetic.cached(8, 32, show_progress=False)
+    jpeg, jpeg_built = synthetic.cached(8, 32, show_progress=False, post=parse("jpeg:70-90"))
+    assert built and jpeg_built and plain != jpeg and jpeg.name.endswith("-post-jpeg70-90")
+    assert synthetic.cached(8, 32, show_progress=False, post=parse("jpeg:70-90")) == (jpeg, False)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("jpeg:95-60", "runs backwards"),
+    ("jpeg:0-90", "whole numbers from 1 to 100"),
+    ("resize:0.05-0.5", "between 0.1 and 1"),
+    ("noise:1-3", "one sigma"),
+    ("blur:1", "expected a comma list of resize:LOW-HIGH"),
+    ("jpeg:60-90,jpeg:70-80", "each once"),
+])
+def test_bad_post_processing_specs_are_one_line(spec, message, capsys):
+    from helpers import error_of
+
+    code, err = error_of(["synth", "/tmp/unused", "--post", spec], capsys)
+    assert code == 2 and len(err) == 1 and message in err[0] and f"--post {spec}" in err[0], err

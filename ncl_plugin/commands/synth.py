@@ -2,7 +2,7 @@
 
 from typing import List
 
-from .. import synthetic
+from .. import postprocess, synthetic
 from ..config import Parser
 
 NAME = "synth"
@@ -32,6 +32,14 @@ def parser() -> Parser:
         choices=["test", "validation"],
         help="test: hold out the test photographs; validation: never touch them, hold out some training photographs instead (for choosing settings)",
     )
+    p.add_argument(
+        "--post",
+        default="",
+        metavar="SPEC",
+        help="post-process every whole image after its manipulation, as published datasets are: a comma list of "
+        "resize:LOW-HIGH (resampled down by a factor in the range and back), noise:SIGMA (Gaussian, sigma up to "
+        "SIGMA), jpeg:LOW-HIGH (quality in the range, applied last), e.g. jpeg:60-95,resize:0.5-0.9,noise:2",
+    )
     p.add_argument("--debug", action="store_true")
     return p
 
@@ -47,6 +55,7 @@ def main(argv: List[str]) -> int:
         args.authentic_fraction,
         holdout=args.holdout,
         kinds=synthetic.parse_kinds(args.kinds),
+        post=postprocess.parse(args.post),
     )
     held = synthetic.held_split(args.holdout)
     print(

@@ -66,6 +66,12 @@ def parser() -> Parser:
         "--synthetic_images", default=300, type=int, help="size of the embedded synthetic set used without --data_path"
     )
     p.add_argument("--synthetic_size", default=256, type=int, help="side of its images")
+    p.add_argument(
+        "--synthetic_post",
+        default="",
+        metavar="SPEC",
+        help="its whole-image post-processing, as `benco synth --post` (e.g. jpeg:60-95,resize:0.5-0.9); default none",
+    )
     return p
 
 
