@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Optional
 
 from .layout import (
+    NOT_AN_IMAGE,
     Dataset,
     Found,
     Options,
@@ -26,7 +27,6 @@ from .layout import (
     files_under,
     group_by,
     inside,
-    is_image,
     pair_masks,
     split_images,
 )
@@ -75,11 +75,9 @@ def mask_key_of(tampered_prefix: str):
 def find_casia(root: Path, options: Options, tampered_prefix: str, title: str) -> Found:
     found = Found()
     apart = options.masks is not None and not inside(options.masks, root)
-    masks, images, others = [], [], []
+    masks, images = [], []
     for top in [root] + ([options.masks] if apart else []):
-        files = files_under(top)
-        others += [p for p in files if not is_image(p)]
-        for path in split_images(files, found):
+        for path in split_images(files_under(top), found):
             is_mask = _is_mask(path, top) or (options.masks is not None and inside(path, options.masks))
             (masks if is_mask else images).append(path)
     tampered = []
@@ -93,18 +91,20 @@ def find_casia(root: Path, options: Options, tampered_prefix: str, title: str) -
     by_name = group_by(masks, _mask_key)
     renames = None
     if options.apply_renames:
+        # the spreadsheet is among the files split_images left out as not images
+        others = (s.path for s in found.skipped if s.reason == NOT_AN_IMAGE)
         renames = load_renames(find_spreadsheets(others), options.renames, tampered_prefix, title)
     if renames is not None:
         _note_renames(found, renames, title)
     keys = {path: _paired_name(path, renames, by_name, found) for path in tampered}
     pair_masks(group_by((p for p in tampered if keys[p]), keys.get), by_name, found)
     listed = {s.image for s in found.samples}
-    found.renamed = {p: keys[p] for p in tampered if keys[p] and keys[p] != p.stem and p in listed}
+    found.corrections.renamed = {p: keys[p] for p in tampered if keys[p] and keys[p] != p.stem and p in listed}
     return found
 
 
 def _note_renames(found: Found, renames: Renames, title: str) -> None:
-    found.renames_from = renames.spreadsheet
+    found.corrections.renames_from = renames.spreadsheet
     # the spreadsheet is read, not left out: it is no longer one of the "not an image file" skips
     found.skipped = [s for s in found.skipped if s.path != renames.spreadsheet]
     if renames.unreadable:

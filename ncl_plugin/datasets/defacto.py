@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import List, Optional, Set, Tuple
 
 from ..errors import UsageError
-from .layout import Dataset, Found, Options, Published, files_under, is_image, pair_masks
+from .layout import NOT_AN_IMAGE, Dataset, Found, Options, Published, files_under, is_image, pair_masks
 
 # splicing_1_img, splicing_1_annotations, copymove_img, Copy-Move-images, Splicing-annotations-2, ...
 _PART = re.compile(
@@ -103,7 +103,7 @@ def find(root: Path, options: Options) -> Found:
         if role == "annotations" and (NOT_TARGETS & set(below)):
             continue  # donor and inpainting masks, source graphs: DEFACTO's own files, not test targets
         if not is_image(path):
-            found.skip(path, "not an image file")
+            found.skip(path, NOT_AN_IMAGE)
         elif role == "img":
             images.setdefault((part, path.stem), []).append(path)
         elif PROBE_MASK in below:

@@ -17,7 +17,7 @@ from PIL import UnidentifiedImageError
 
 from ..dataset_checks import NEGATIVE, read_size
 from ..terminal import track
-from .layout import WHITE, Found, Sample, Skipped
+from .layout import WHITE, Corrections, Found, Sample, Skipped
 from .masks import as_white, read_tampered, resized
 
 # --fix resize rescales a mask only when it is the image scaled: same aspect
@@ -48,11 +48,7 @@ class Index:
     found_authentic: int
     size_mismatches: int = 0  # masks whose size differs from their image's
     resized_masks: int = 0
-    # published corrections, as the indexer applied them (see Found)
-    renamed: Dict[Path, str] = dataclasses.field(default_factory=dict)
-    renames_from: Optional[Path] = None
-    revised: Dict[Path, Tuple[Path, Path]] = dataclasses.field(default_factory=dict)
-    unused_revisions: List[Skipped] = dataclasses.field(default_factory=list)
+    corrections: Corrections = dataclasses.field(default_factory=Corrections)  # as the indexer applied them
 
     @property
     def tampered(self) -> List[Entry]:
@@ -135,10 +131,7 @@ def check(name: str, root: Path, found: Found, masks_to: Path, fix: Optional[str
         list(found.skipped),
         found_tampered=found.tampered_seen,
         found_authentic=found.authentic_seen,
-        renamed=found.renamed,
-        renames_from=found.renames_from,
-        revised=found.revised,
-        unused_revisions=found.unused_revisions,
+        corrections=found.corrections,
     )
     by_digest: Dict[str, List[Entry]] = {}
     for sample in track(found.samples, f"checking {name}", unit="img"):
@@ -211,16 +204,17 @@ def write(index: Index, out: Path, tampered_only: bool = False) -> List[List[str
 
 def corrections(index: Index) -> List[Skipped]:
     """Each published correction applied (rename, revised mask), and each revised mask left unused, with why."""
+    applied = index.corrections
     rows = [
-        Skipped(image, "renamed", f"paired as {name}, its corrected name in {index.renames_from}")
-        for image, name in index.renamed.items()
+        Skipped(image, "renamed", f"paired as {name}, its corrected name in {applied.renames_from}")
+        for image, name in applied.renamed.items()
     ]
     listed = {e.sample.image for e in index.entries}
     rows += [
         Skipped(image, "revised mask", f"{new} replaces {own}" + ("" if image in listed else "; the image is left out"))
-        for image, (own, new) in index.revised.items()
+        for image, (own, new) in applied.revised.items()
     ]
-    return rows + index.unused_revisions
+    return rows + applied.unused
 
 
 def _write_table(path: Path, header, rows: List[Skipped]) -> None:

@@ -16,6 +16,7 @@ WHITE = "white"  # bright = tampered; IMDL-BenCo's own reading (mean over channe
 BLACK = "black"  # dark = tampered (inverted polarity, as in NIST's masks)
 GREEN = "green"  # colour-coded: the green region is tampered
 RED = "red"  # colour-coded: the red region is tampered
+NOT_AN_IMAGE = "not an image file"  # the skip reason of Thumbs.db, READMEs, spreadsheets
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,18 +39,23 @@ class Skipped:
 
 
 @dataclasses.dataclass
+class Corrections:
+    """The published corrections an indexer applied (:mod:`.renames`, :mod:`.revised`), for the reports."""
+
+    renamed: Dict[Path, str] = dataclasses.field(default_factory=dict)  # image -> the corrected name it paired by
+    renames_from: Optional[Path] = None  # the spreadsheet those renames came from
+    revised: Dict[Path, Tuple[Path, Path]] = dataclasses.field(default_factory=dict)  # image -> (own mask, revised)
+    unused: List[Skipped] = dataclasses.field(default_factory=list)  # revised masks not taken, and why
+
+
+@dataclasses.dataclass
 class Found:
     """An indexer's result: the samples it recognised, and the files it left out by name or layout."""
 
     samples: List[Sample] = dataclasses.field(default_factory=list)
     skipped: List[Skipped] = dataclasses.field(default_factory=list)
     tampered_seen: int = 0  # tampered images recognised, with a usable mask or not
-    # Published corrections applied (see .renames and .revised): image -> the name it was paired by,
-    # image -> (the dataset's own mask, the revised mask that replaced it)
-    renamed: Dict[Path, str] = dataclasses.field(default_factory=dict)
-    renames_from: Optional[Path] = None
-    revised: Dict[Path, Tuple[Path, Path]] = dataclasses.field(default_factory=dict)
-    unused_revisions: List[Skipped] = dataclasses.field(default_factory=list)
+    corrections: Corrections = dataclasses.field(default_factory=Corrections)
     warnings: List[str] = dataclasses.field(default_factory=list)
     published: Optional["Published"] = None  # the counts to check against, when not the dataset's (a --subset)
 
@@ -81,7 +87,7 @@ def split_images(files: Iterable[Path], found: Found) -> List[Path]:
         if is_image(path):
             images.append(path)
         else:
-            found.skip(path, "not an image file")
+            found.skip(path, NOT_AN_IMAGE)
     return images
 
 

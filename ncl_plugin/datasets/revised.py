@@ -44,21 +44,21 @@ def apply(found: Found, dataset: Dataset, folder: Path, tops: List[Path]) -> Non
             candidates = [n for n in candidates if found.samples[n].mask.parent.name == path.parent.name] or candidates
         if not candidates:
             detail = f"no tampered image of {dataset.title} is paired with a mask named {key!r}"
-            found.unused_revisions.append(Skipped(path, "revised mask unused", detail))
+            found.corrections.unused.append(Skipped(path, "revised mask unused", detail))
         elif len(candidates) > 1:
             folders = ", ".join(sorted({found.samples[n].mask.parent.name for n in candidates}))
             detail = (
                 f"{len(candidates)} masks of {dataset.title} are named {key!r} (in {folders}); "
                 f"put it in a folder named as its image's"
             )
-            found.unused_revisions.append(Skipped(path, "revised mask unused", detail))
+            found.corrections.unused.append(Skipped(path, "revised mask unused", detail))
         else:
             chosen.setdefault(candidates[0], []).append(path)
     for number, paths in chosen.items():
         sample = found.samples[number]
         if len(paths) > 1:  # two revisions of one mask: which is the later cannot be told
             for path in paths:
-                found.unused_revisions.append(
+                found.corrections.unused.append(
                     Skipped(
                         path,
                         "revised mask unused",
@@ -66,5 +66,5 @@ def apply(found: Found, dataset: Dataset, folder: Path, tops: List[Path]) -> Non
                     )
                 )
             continue
-        found.revised[sample.image] = (sample.mask, paths[0])
+        found.corrections.revised[sample.image] = (sample.mask, paths[0])
         found.samples[number] = Sample(sample.image, True, paths[0], WHITE)

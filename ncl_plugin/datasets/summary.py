@@ -38,11 +38,12 @@ def table(index: Index, published: Published, tampered_only: bool) -> Table:
         grid.add_row(label, value, "", "")
     resized = f"{index.resized_masks} resized" if index.resized_masks else "0"
     grid.add_row("mask size mismatches", resized, str(index.size_mismatches), "")
-    if index.renames_from is not None:
-        grid.add_row("paired by a published rename", str(index.listed(index.renamed)), str(len(index.renamed)), "")
-    if index.revised or index.unused_revisions:
-        found = len(index.revised) + len(index.unused_revisions)
-        grid.add_row("revised masks used", str(index.listed(index.revised)), str(found), "")
+    applied = index.corrections
+    if applied.renames_from is not None:
+        grid.add_row("paired by a published rename", str(index.listed(applied.renamed)), str(len(applied.renamed)), "")
+    if applied.revised or applied.unused:
+        found = len(applied.revised) + len(applied.unused)
+        grid.add_row("revised masks used", str(index.listed(applied.revised)), str(found), "")
     for reason, number in sorted(Counter(s.reason for s in index.skipped).items()):
         grid.add_row(f"skipped: {reason}", "", str(number), "")
     return grid
