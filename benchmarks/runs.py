@@ -1,13 +1,7 @@
 """Launching `benco train` runs at an equal budget, resumable, for the accuracy and ablation harnesses."""
 import argparse
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Dict, List, Sequence
-
-import torch
 
 # Network flags a harness may override for NCL and deeplabv3plus (the other models lack them).
 NETWORK = {"backbone": str, "output_stride": int, "decoder_channels": int, "patch_size": int}
@@ -19,20 +13,8 @@ def _network(args) -> List[str]:
     return [f for flag in NETWORK if getattr(args, flag) is not None for f in (f"--{flag}", str(getattr(args, flag)))]
 
 
-# What each model needs to train from random initialisation without a download. NCL and
-# deeplabv3plus take their network from the recipe (--config); deeplabv3plus is the paper's
-# baseline, plain deep-supervised BCE, whatever contour_weight the recipe gives NCL.
-MODEL_FLAGS = {
-    "ncl": _network,
-    "deeplabv3plus": lambda a: _network(a) + ["--contour_weight", "0"],
-    "segformer": lambda a: ["--pretrain_pth_path", str(empty_weights(a.out))],  # an empty state dict: random init
-    "srm_segformer": lambda a: ["--pretrain_pth_path", str(empty_weights(a.out))],
-    "bayar_segformer": lambda a: ["--pretrain_pth_path", str(empty_weights(a.out))],
-    "IML_ViT": lambda a: ["--input_size", str(a.recipe["image_size"]), "--edge_mask_width", "7",
-                          "--vit_pretrain_path", str(empty_weights(a.out, {"model": {}}))],
-    "PSCC_Net": lambda a: ["--input_size", str(a.recipe["image_size"]), "--pretrain_path", str(empty_weights(a.out))],
-}
-METRICS = "pixel-f1,pixel-f1-best,pixel-auc,pixel-iou"
+# The harnesses test every epoch, as their committed tables were made.
+TEST_PERIOD = ["--test_period", "1"]
 
 
 def add_budget_flags(parser: argparse.ArgumentParser) -> None:
@@ -63,56 +45,30 @@ def resolve_budget(args) -> None:
             args.recipe[flag] = getattr(args, flag)
 
 
-def empty_weights(out: str, content=None) -> Path:
-    """A weight file that loads nothing (non-strict), so a model that insists on one starts from random init."""
-    content = {} if content is None else content
-    path = Path(out) / ("random_init.pth" if not content else f"random_init_{'_'.join(content)}.pth")
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(content, path)
-    return path
-
-
-def data_flags(args) -> List[str]:
-    if args.data_path:
-        return ["--data_path", args.data_path, "--test_data_path", args.test_data_path]
-    return ["--synthetic_images", str(args.images)] if args.images else []
-
-
-def budget_flags(args, seed: int) -> List[str]:
-    flags = ["--config", args.config, "--test_period", "1", "--metrics", METRICS, "--seed", str(seed)]
-    for flag in BUDGET:
-        if getattr(args, flag) is not None:
-            flags += [f"--{flag}", str(getattr(args, flag))]
-    if args.device:
-        flags += ["--device", args.device]
-    if args.num_workers is not None:
-        flags += ["--num_workers", str(args.num_workers)]
-    return flags + data_flags(args)
-
-
 def run_all(jobs: Sequence[Dict], args) -> List[str]:
-    """Run each job ({'name', 'model', 'flags'}) once per seed, at the budget of add_budget_flags;
-    return the run folders."""
-    seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]
-    pending = [(job, seed) for job in jobs for seed in seeds]
-    folders = [str(Path(args.out) / f"{job['name']}-seed{seed}") for job, seed in pending]
-    started = time.time()
-    for index, ((job, seed), folder) in enumerate(zip(pending, map(Path, folders)), start=1):
-        if (folder / "summary.json").exists():
-            print(f"[{index}/{len(pending)}] {folder}: done before, kept")
-            continue
-        # The job's own flags come last: a variant overrides the shared budget.
-        command = [sys.executable, "-m", "ncl_plugin", "train", "--model", job["model"], *budget_flags(args, seed),
-                   *MODEL_FLAGS.get(job["model"], lambda a: [])(args), *job["flags"],
-                   "--output_dir", str(folder), "--resume", "auto"]
-        print(f"[{index}/{len(pending)}] {folder}: {' '.join(command[3:])}", flush=True)
-        folder.mkdir(parents=True, exist_ok=True)
-        with open(folder / "train.out", "w") as log:
-            code = subprocess.call(command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-        elapsed = (time.time() - started) / 60
-        print(f"    exit {code}; {elapsed:.1f} min so far" + ("" if code == 0 else f"; see {folder / 'train.out'}"), flush=True)
-    return folders
+    """Run each job ({'name', 'model', 'flags'}) once per seed, at the budget of add_budget_flags,
+    through ncl_plugin's benchmark runner (the recipe `benco bench` gives each zoo model); return
+    the run folders."""
+    from ncl_plugin import zoo
+    from ncl_plugin.benchmark import Job, check_records, execute, parse_seeds, plan
+
+    out = Path(args.out)
+    data = ["--data_path", args.data_path, "--test_data_path", args.test_data_path] if args.data_path else []
+    data += ["--synthetic_images", str(args.images)] if args.images and not args.data_path else []
+    runtime = [f for flag in ("device", "num_workers") if getattr(args, flag) is not None
+               for f in (f"--{flag}", str(getattr(args, flag)))]  # fmt: skip
+    overrides = {flag: getattr(args, flag) for flag in BUDGET if getattr(args, flag) is not None}
+    budget = zoo.Budget(args.config, overrides, data, runtime, args.recipe)
+    runs = []
+    for job in jobs:
+        (recipe,) = zoo.jobs(job["model"], budget, out)
+        network = _network(args) if job["model"] in ("ncl", "deeplabv3plus") else []
+        flags = [*recipe.flags, *network, *TEST_PERIOD, *job["flags"]]  # the job's own flags last: a variant wins
+        runs += plan([Job(job["name"], job["model"], flags, cost=recipe.cost, env=recipe.env)],
+                     parse_seeds(args.seeds), budget.flags(), out)  # fmt: skip
+    check_records(runs)
+    execute(runs, args.recipe.get("epochs"))
+    return [str(r.folder) for r in runs]
 
 
 def compare(folders: List[str], out: str, title: str, by_job: bool = False) -> str:

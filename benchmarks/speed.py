@@ -298,9 +298,9 @@ def sampler_curve(args, grids):
 def _empty_weights():
     import tempfile
 
-    from runs import empty_weights
+    from ncl_plugin.zoo import weight_file
 
-    return str(empty_weights(os.path.join(tempfile.gettempdir(), "ncl_speed")))
+    return str(weight_file(Path(tempfile.gettempdir()) / "ncl_speed", {}))
 
 
 def print_table(title, header, rows):

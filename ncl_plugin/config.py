@@ -95,7 +95,49 @@ def all_model_flags() -> set:
     return flags - {"args", "kwargs"}
 
 
+def boolean(text: str) -> bool:
+    """A flag's true or false; IMDL-BenCo types an unannotated ``x=False`` as str, so that
+    ``--x False`` arrives as the truthy string 'False'."""
+    value = str(text).strip().lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def sequence_of(kind: type):
+    """A comma list (``8,4,2,1``, or ``[8, 4, 2, 1]`` as a config or a checkpoint writes it) of ``kind``."""
+
+    def parse_list(text: str) -> list:
+        return [kind(part) for part in str(text).strip("[]() ").split(",") if part.strip()]
+
+    parse_list.__name__ = f"list of {kind.__name__}"
+    return parse_list
+
+
+def _typed_by_default(parameter: inspect.Parameter):
+    """The type an unannotated model argument's default implies, where IMDL-BenCo would parse a str."""
+    import typing
+
+    default, annotation = parameter.default, parameter.annotation
+    if annotation is bool or isinstance(default, bool):
+        return boolean
+    if typing.get_origin(annotation) in (list, tuple) and typing.get_args(annotation)[:1] in ((int,), (float,), (str,)):
+        return sequence_of(typing.get_args(annotation)[0])  # argparse cannot call List[int]
+    if annotation is not inspect.Parameter.empty:
+        return None
+    if isinstance(default, (int, float)):
+        return type(default)
+    if isinstance(default, (list, tuple)) and default and len({type(v) for v in default}) == 1:
+        kind = type(default[0])
+        return sequence_of(kind) if kind in (int, float, str) else None
+    return None
+
+
 def model_argparser(model_class) -> argparse.ArgumentParser:
+    """IMDL-BenCo's ``misc.create_argparser``, with the unannotated booleans, numbers and lists of
+    the zoo's constructors typed by their defaults (``--conv_pretrain False`` is false here)."""
     from IMDLBenCo.training_scripts.utils import misc
 
     try:
@@ -103,6 +145,11 @@ def model_argparser(model_class) -> argparse.ArgumentParser:
     except KeyError as err:  # IMDL-BenCo refuses *args / **kwargs in a model's __init__
         raise UsageError(f"model {getattr(model_class, '__name__', model_class)}: {err.args[0]}") from None
     parser.prog = f"model flags of {getattr(model_class, '__name__', model_class)}"
+    parameters = model_parameters(model_class)
+    for action in parser._actions:
+        kind = _typed_by_default(parameters[action.dest]) if action.dest in parameters else None
+        if kind is not None:
+            action.type = kind
     return parser
 
 
@@ -115,7 +162,7 @@ def _apply_yaml(parser: argparse.ArgumentParser, values: Dict, source: str) -> N
             continue
         expected = getattr(kind, "__name__", str(kind))
         try:
-            if isinstance(value, bool) and kind is not bool:
+            if isinstance(value, bool) and kind not in (bool, boolean):
                 raise ValueError
             if kind is int and isinstance(value, float) and value != int(value):
                 raise ValueError

@@ -17,6 +17,8 @@ from .errors import UsageError
 from .metrics import SELECTION_RULE, best_epoch, evaluator_name
 from .training_log import read_log, tested_epochs
 
+COST = "cost"  # the column group of COSTS
+
 RULES = {
     "best": SELECTION_RULE,  # the rule summary.json's best epoch follows
     "last": "the last tested epoch",
@@ -61,6 +63,7 @@ class Run:
     epoch: int
     metrics: Dict[str, Dict[str, float]]  # test set -> metric -> value
     seed: Optional[int] = None
+    costs: Dict[str, float] = field(default_factory=dict)  # COSTS name -> value, where the run recorded it
 
 
 @dataclass
@@ -70,6 +73,24 @@ class Row:
 
     def values(self, test_set: str, metric: str) -> List[float]:
         return [r.metrics[test_set][metric] for r in self.runs if metric in r.metrics.get(test_set, {})]
+
+
+# What a run costs, shown by `benco compare --costs` after the metrics (never in bold: lower is not "best"
+# in the same sense, and the plot leaves them out).
+PARAMETERS, STEP_TIME = "parameters (M)", "s / step"
+COSTS = (PARAMETERS, STEP_TIME)
+
+
+def run_costs(summary: Dict, rows: List[Dict]) -> Dict[str, float]:
+    """Parameters from summary.json; seconds per optimiser step as the median over the epochs of
+    log.txt (the training loop alone), so that a first epoch's start-up or a resumed part-epoch does not weigh."""
+    costs = {}
+    if "parameters" in summary:
+        costs[PARAMETERS] = summary["parameters"] / 1e6
+    per_step = [r["train_seconds"] / r["train_steps"] for r in rows if r.get("train_steps")]
+    if per_step:
+        costs[STEP_TIME] = statistics.median(per_step)
+    return costs
 
 
 def metric_key(name: str) -> str:
@@ -90,11 +111,14 @@ def load_run(path: str, select: str) -> Run:
     log = folder / "log.txt"
     summary = folder / "summary.json"
     settings: Dict = {}
+    data: Dict = {}
+    rows: List[Dict] = []
     if summary.is_file():
         data = json.loads(summary.read_text())
         settings = {**data.get("args", {}), **data.get("model_args", {})}
     if folder.is_dir() and log.is_file():
-        tested = tested_epochs(read_log(str(folder)))
+        rows = read_log(str(folder))
+        tested = tested_epochs(rows)
         if not tested:
             raise UsageError(f"{path}: log.txt holds no test metrics yet")
         epoch, metrics = _pick(tested, select)
@@ -116,6 +140,7 @@ def load_run(path: str, select: str) -> Run:
         epoch=epoch,
         metrics=metrics,
         seed=settings.get("seed"),
+        costs=run_costs(data, rows),
     )
 
 
@@ -156,7 +181,11 @@ class Table:
 
 
 def build_table(
-    runs: List[Run], metrics: Optional[List[str]], select: str, labels: Optional[Dict[str, str]] = None
+    runs: List[Run],
+    metrics: Optional[List[str]],
+    select: str,
+    labels: Optional[Dict[str, str]] = None,
+    costs: bool = False,
 ) -> Table:
     rows = group(runs, labels)
     test_sets = sorted({s for r in runs for s in r.metrics})
@@ -173,11 +202,15 @@ def build_table(
     columns = [(s, m) for m in names for s in test_sets]
     if len(test_sets) > 1:  # with one test set the mean would repeat its columns
         columns += [("mean", m) for m in names]
+    if costs:
+        columns += [(COST, c) for c in COSTS]
     cells = []
     for row in rows:
         line = []
         for test_set, metric in columns:
-            if test_set == "mean":
+            if test_set == COST:
+                values = [r.costs[metric] for r in row.runs if metric in r.costs]
+            elif test_set == "mean":
                 per_run = []
                 for run in row.runs:
                     values = [run.metrics[s][metric] for s in test_sets if metric in run.metrics.get(s, {})]
@@ -194,6 +227,9 @@ def build_table(
         cells.append(line)
     best = []
     for j in range(len(columns)):
+        if columns[j][0] == COST:
+            best.append([])
+            continue
         # Compared as printed (3 decimals), so that a bold value is visibly the best.
         shown = {i: round(line[j][0], 3) for i, line in enumerate(cells) if line[j][0] is not None}
         top = max(shown.values(), default=None)
@@ -204,7 +240,7 @@ def build_table(
 
 def _header(column: Tuple[str, str]) -> str:
     test_set, metric = column
-    return f"{test_set} {metric}"
+    return metric if test_set == COST else f"{test_set} {metric}"
 
 
 def _cell(value: Tuple[Optional[float], Optional[float], int], digits: int = 3, pm: str = " ± ") -> str:
@@ -212,6 +248,20 @@ def _cell(value: Tuple[Optional[float], Optional[float], int], digits: int = 3, 
     if mean is None:
         return "–"
     return f"{mean:.{digits}f}" + (f"{pm}{std:.{digits}f}" if std is not None else "")
+
+
+def _cells(table: "Table", i: int, pm: str = " ± ") -> List[str]:
+    """Row i as printed: metrics to 3 decimals; parameters in millions to 1 decimal, without a
+    spread (seeds share a network); seconds per step to 3 significant places."""
+    texts = []
+    for (test_set, metric), value in zip(table.columns, table.cells[i]):
+        if test_set == COST and metric == PARAMETERS:
+            texts.append("–" if value[0] is None else f"{value[0]:.1f}")
+        elif test_set == COST:
+            texts.append(_cell(value, digits=3 if value[0] is not None and value[0] < 10 else 1, pm=pm))
+        else:
+            texts.append(_cell(value, pm=pm))
+    return texts
 
 
 def _seeds_note(table: Table) -> str:
@@ -229,7 +279,7 @@ def to_markdown(table: Table) -> str:
     lines.append("| run | " + " | ".join(_header(c) for c in table.columns) + " |")
     lines.append("| --- |" + " ---: |" * len(table.columns))
     for i, row in enumerate(table.rows):
-        cells = [f"**{_cell(v)}**" if i in table.best[j] else _cell(v) for j, v in enumerate(table.cells[i])]
+        cells = [f"**{v}**" if i in table.best[j] else v for j, v in enumerate(_cells(table, i))]
         lines.append(f"| {row.label} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -263,8 +313,8 @@ def to_latex(table: Table) -> str:
     ]
     for i, row in enumerate(table.rows):
         cells = []
-        for j, value in enumerate(table.cells[i]):
-            text = _cell(value, pm=" $\\pm$ ").replace("–", "--")
+        for j, value in enumerate(_cells(table, i, pm=" $\\pm$ ")):
+            text = value.replace("–", "--")
             cells.append(f"\\textbf{{{text}}}" if i in table.best[j] else text)
         lines.append(latex_escape(row.label) + " & " + " & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}"]
@@ -299,12 +349,14 @@ def plot(table: Table, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    columns = table.columns
+    kept = [j for j, c in enumerate(table.columns) if c[0] != COST]  # costs are not on the metrics' 0-1 scale
+    columns = [table.columns[j] for j in kept]
     width = 0.8 / max(1, len(table.rows))
     figure, axis = plt.subplots(figsize=(max(6, 1.6 * len(columns) * max(1, len(table.rows)) / 2), 4))
     for i, row in enumerate(table.rows):
-        means = [c[0] if c[0] is not None else 0 for c in table.cells[i]]
-        errors = [c[1] if c[1] is not None else 0 for c in table.cells[i]]
+        cells = [table.cells[i][j] for j in kept]
+        means = [c[0] if c[0] is not None else 0 for c in cells]
+        errors = [c[1] if c[1] is not None else 0 for c in cells]
         positions = [j + (i - (len(table.rows) - 1) / 2) * width for j in range(len(columns))]
         axis.bar(positions, means, width, yerr=errors, capsize=3, label=row.label)
     axis.set_xticks(range(len(columns)))
@@ -328,13 +380,14 @@ def compare(
     out: Optional[str] = None,
     plot_path: Optional[str] = None,
     labels: Optional[Dict[str, str]] = None,
+    costs: bool = False,
 ) -> str:
     if select not in RULES:
         raise UsageError(f"--select {select}: use best or last")
     if fmt not in FORMATS:
         raise UsageError(f"--format {fmt}: use markdown, latex or csv")
     runs = [load_run(p, select) for p in paths]
-    table = build_table(runs, metrics, select, labels)
+    table = build_table(runs, metrics, select, labels, costs)
     text = FORMATS[fmt](table)
     if out:
         Path(out).write_text(text)

@@ -72,6 +72,9 @@ def build_model(model_class, args, model_args, device: torch.device):
             "(check its weight-path flags; `benco train --model "
             f"{args.model} --help` lists them)"
         ) from None
+    from .zoo import adapt
+
+    adapt(args.model, model, args)
     if args.distributed and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
     model.to(device)

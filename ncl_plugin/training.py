@@ -162,6 +162,7 @@ class Training:
 
         self.model, self.unwrapped = build_model(model_class, args, model_args, self.device)
         check_model_fits(self.unwrapped, args)
+        self.parameters = parameter_counts(self.unwrapped)
         self.effective_batch = args.batch_size * args.accum_iter * args.world_size
         if args.lr is None:
             args.lr = args.blr * self.effective_batch / 256
@@ -197,9 +198,13 @@ class Training:
             self.train_loader.sampler.set_epoch(epoch)
         last = epoch + 1 == args.epochs
         with progress_session(enabled=is_main()) as progress:
+            steps = (len(self.train_loader) - self.resume_step) // max(1, args.accum_iter)
             train_stats = self.train_epoch(epoch, progress, stop)
-            saved_now = self.save_due(epoch, last)
+            # The training loop's own time (no test, no checkpoint): what `benco compare --costs`
+            # reports as seconds per optimiser step.
             row = {f"train_{k}": v for k, v in train_stats.items()}
+            row.update(train_seconds=round(time.time() - started, 3), train_steps=steps)
+            saved_now = self.save_due(epoch, last)
             bad = self.skipped.take()
             if bad:
                 warn(f"--skip_bad_samples: skipped {bad} unreadable sample(s) in epoch {epoch}")
@@ -308,7 +313,9 @@ class Training:
         args = self.args
         if is_main() and args.output_dir:
             forget_interrupted(args.output_dir)
-            summary = write_summary(args, self.model_args, [p for _, p in list_checkpoints(args.output_dir)])
+            summary = write_summary(
+                args, self.model_args, [p for _, p in list_checkpoints(args.output_dir)], self.parameters
+            )
             print_summary(summary, time.time() - self.started)
             if self.scaler.skipped:
                 warn(f"{self.scaler.skipped} step(s) were skipped for a non-finite loss")
@@ -316,6 +323,13 @@ class Training:
             self.log_writer.close()
         barrier()
         return summary
+
+
+def parameter_counts(model) -> Dict[str, int]:
+    return {
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+    }
 
 
 def print_summary(summary: Dict, elapsed: float) -> None:

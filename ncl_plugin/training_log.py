@@ -8,7 +8,7 @@ the last tested epoch, and every setting of the run.
 
 import json
 import os
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from .checkpoints import plain
 from .metrics import SELECTION_RULE, best_epoch, mean_metrics
@@ -35,10 +35,11 @@ def tested_epochs(rows: List[Dict]) -> Dict[int, Dict[str, Dict[str, float]]]:
     return {row["epoch"]: row["test_metrics"] for row in rows if row.get("test_metrics")}
 
 
-def write_summary(args, model_args, checkpoints: List[str]) -> Dict:
-    """summary.json: the best epoch's metrics per test set, by SELECTION_RULE, and the last epoch's."""
+def write_summary(args, model_args, checkpoints: List[str], parameters: Optional[Dict[str, int]] = None) -> Dict:
+    """summary.json: the best epoch's metrics per test set, by SELECTION_RULE, and the last epoch's;
+    ``parameters``: the model's parameter counts."""
     tested = tested_epochs(read_log(args.output_dir))
-    summary = {"model": args.model, "model_args": plain(model_args), "selection": SELECTION_RULE}
+    summary = {"model": args.model, "model_args": plain(model_args), "selection": SELECTION_RULE, **(parameters or {})}
     if tested:
         best, last = best_epoch(tested), max(tested)
         summary.update(

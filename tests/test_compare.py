@@ -135,3 +135,26 @@ def test_a_caller_may_name_the_rows(runs):
     text = compare([str(runs[0]), str(runs[1]), str(runs[3])], "markdown", metrics=["pixel-F1"], labels=labels)
     rows = [line.split(" | ")[0][2:] for line in text.splitlines()[4:]]
     assert rows == ["recipe", "hot"]  # seeds pooled under one name
+
+
+def test_costs_are_the_median_epoch_and_the_parameters_never_bold(tmp_path, capsys):
+    runs = []
+    for seed, seconds in ((0, (9.0, 2.0, 2.2)), (1, (8.0, 2.4, 2.6))):
+        folder = make_run(tmp_path / f"ncl-s{seed}", "ncl", seed, [(0, m(0.3, 0.8, 0.4, 0.9)), (1, m(0.3, 0.8, 0.4, 0.9))])
+        rows = [json.loads(line) for line in (folder / "log.txt").read_text().splitlines()]
+        for row, took in zip(rows, seconds):  # 10 steps an epoch; the first epoch's start-up is slow
+            row.update(train_seconds=took * 10, train_steps=10)
+        (folder / "log.txt").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        summary = json.loads((folder / "summary.json").read_text())
+        (folder / "summary.json").write_text(json.dumps({**summary, "parameters": 12_345_678}))
+        runs.append(folder)
+    runs.append(make_run(tmp_path / "seg-s0", "segformer", 0, [(0, m(0.45, 0.7, 0.05, 0.6))]))  # no costs recorded
+    assert cli.main(["compare", *map(str, runs), "--metric", "pixel-F1", "--costs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].endswith("| mean pixel-level F1 | parameters (M) | s / step |")
+    rows = {line.split(" | ")[0][2:]: line for line in lines[4:]}
+    # Medians 2.2 and 2.6 s per step -> 2.400 ± 0.283; 12.3 M parameters, no spread, no bold.
+    assert rows["ncl"].endswith("| 12.3 | 2.400 ± 0.283 |")
+    assert rows["segformer"].endswith("| – | – |")
+    csv_text = compare(list(map(str, runs)), "csv", metrics=["pixel-F1"], costs=True)
+    assert "s / step std" in csv_text.splitlines()[0]

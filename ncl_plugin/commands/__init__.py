@@ -4,9 +4,11 @@ Each module holds ``NAME``, a one-line ``SUMMARY``, ``TAKES_CONFIG`` (whether
 ``--config`` files apply), ``parser()`` (its flags) and ``main(argv)``.
 """
 
-from . import compare, complexity, data, predict, robustness, synth, test, train
+from . import bench, compare, complexity, data, predict, robustness, synth, test, train
 
-COMMANDS = {module.NAME: module for module in (train, test, robustness, complexity, predict, synth, data, compare)}
+COMMANDS = {
+    module.NAME: module for module in (train, test, robustness, complexity, predict, synth, data, compare, bench)
+}
 
 
 def config_keys() -> set:

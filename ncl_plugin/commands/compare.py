@@ -25,6 +25,11 @@ def parser() -> Parser:
         choices=["best", "last"],
         help="which epoch of each run: best (IMDL-BenCo's rule) or last",
     )
+    p.add_argument(
+        "--costs",
+        action="store_true",
+        help="also show each row's parameters (millions) and seconds per optimiser step (median epoch of its log.txt)",
+    )
     p.add_argument("--out", default=None, help="also write the table to this file")
     p.add_argument("--plot", default=None, help="draw the table as grouped bars into this PNG")
     p.add_argument("--debug", action="store_true")
@@ -36,5 +41,5 @@ def main(argv: List[str]) -> int:
 
     args = parser().parse_args(argv)
     metrics = [m for m in args.metric.split(",") if m] if args.metric else None
-    print(compare(args.runs, args.format, metrics, args.select, args.out, args.plot), end="")
+    print(compare(args.runs, args.format, metrics, args.select, args.out, args.plot, costs=args.costs), end="")
     return 0

@@ -1,0 +1,439 @@
+"""IMDL-BenCo's model zoo from random initialisation, without a download: one recipe per registry name.
+
+A :class:`Recipe` says whether a model trains here, and if it does, what it
+needs that IMDL-BenCo's own scripts leave to the user: the weight files its
+constructor insists on (written here holding nothing, so that it starts from
+random initialisation), the flags that must follow the image size, the edge
+masks its loss reads, the sizes it accepts. ``benco bench`` turns a recipe into
+``benco train`` flags; ``benco bench --list`` prints them all; :func:`adapt`
+fixes, on the built model, what a documented behaviour blocks (Mesorch's fixed
+512x512 output). Nothing in IMDL-BenCo's files is edited.
+
+Costs are rough ratios of seconds per training step to the quickstart's NCL
+network (128x128, batch 2, 2-core CPU). They feed only the time-left estimate
+and ``--list``; the table of ``benco bench`` measures every run's own seconds
+per step.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Tuple
+
+from .errors import UsageError
+
+TRAINS, BROKEN, CANNOT = "trains", "broken", "cannot"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    status: str = TRAINS
+    note: str = ""  # one line: what the recipe handles, or why the model does not train here
+    default: bool = False  # in `benco bench`'s default --models
+    weights: Tuple[str, ...] = ()  # flags that take a weight file; given one that loads nothing
+    sized: Callable[[int], Dict[str, str]] = field(default=lambda size: {})  # flags that follow the image size
+    flags: Tuple[Tuple[str, str], ...] = ()  # fixed flags
+    multiple: int = 1  # the image size must be a multiple of this
+    smallest: int = 64  # and at least this
+    sizes: Tuple[int, ...] = ()  # or one of these
+    edge_mask_width: Optional[int] = None  # the model's loss reads IMDL-BenCo's edge mask of this width
+    # (7, as IMDL-BenCo's own scripts give every model that takes one)
+    cost: float = 1.0
+    private_torch_home: bool = False  # it downloads into torch hub's cache: give it one of its own, pre-seeded
+    files: Callable[[Path], Dict[str, str]] = field(default=lambda folder: {})  # flags whose files are made here
+
+    def size_error(self, size: int) -> Optional[str]:
+        """None if the model runs at ``size``; else what it needs, with the legal sizes nearest to it."""
+        if self.sizes:
+            return None if size in self.sizes else f"takes only the sizes {', '.join(map(str, self.sizes))}"
+        if size % self.multiple == 0 and size >= self.smallest:
+            return None
+        below = size - size % self.multiple
+        nearest = [s for s in (below, below + self.multiple) if s >= self.smallest] or [self.smallest]
+        return (
+            f"needs a size that is a multiple of {self.multiple}, at least {self.smallest} "
+            f"(nearest: {' or '.join(map(str, nearest))})"
+        )
+
+
+def _segformer(prior: str) -> Recipe:
+    return Recipe(
+        note=f"SegFormer{prior}; --pretrain_pth_path given an empty weight file (a missing one is an error)",
+        default=prior in ("", " behind SRM filters"),
+        weights=("pretrain_pth_path",),
+        multiple=32,
+        cost=1.5,
+    )
+
+
+# fmt: off
+RECIPES: Dict[str, Recipe] = {
+    "ncl": Recipe(note="NCL (this plugin): DeepLabV3+ and its contrastive terms; the network of --config", default=True),
+    "deeplabv3plus": Recipe(note="NCL's network without its contrastive terms, plain deep-supervised BCE (--contour_weight 0)",
+                            default=True, flags=(("contour_weight", "0"),)),
+    "segformer": _segformer(""),
+    "srm_segformer": _segformer(" behind SRM filters"),
+    "bayar_segformer": _segformer(" behind a Bayar constrained convolution"),
+    "dct_segformer": _segformer(" behind a DCT"),
+    "fft_segformer": _segformer(" behind an FFT"),
+    "sobel_segformer": _segformer(" behind Sobel filters"),
+    "IML_ViT": Recipe(note="no MAE weights; --input_size follows the image size; edge masks of width 7",
+                      sized=lambda s: {"input_size": str(s)}, multiple=8,
+                      edge_mask_width=7, cost=8.0),
+    "PSCC_Net": Recipe(note="--pretrain_path '' (None crashes, an empty weight file prints 445 lines); --input_size follows the image size",
+                       sized=lambda s: {"input_size": str(s)}, flags=(("pretrain_path", ""),), multiple=8, cost=12.0),
+    "Trufor": Recipe(note="phase 2 with a random Noiseprint++, an empty mit_b2 file and IMDL-BenCo's trufor.yaml; "
+                          "phase 2 freezes Noiseprint++ and the detection head, so from scratch they stay random: "
+                          "only the dual encoder and the anomaly decoder train",
+                     weights=("mit_b2_pretrain_weights",), files=lambda folder: _trufor_files(folder),
+                     flags=(("phase", "2"),), multiple=8, cost=8.0),
+    "MVSSNet": Recipe(note="loads ImageNet's resnet50 from torch hub whatever pretrained_base says: given a "
+                           "cache of its own holding an empty resnet50 file (yours is not touched); edge masks of width 7",
+                      multiple=16, edge_mask_width=7, cost=14.0,
+                      private_torch_home=True),
+    "Mesorch": Recipe(note="its fixed 512x512 output is resized to the image size on the built model; "
+                           "--conv_pretrain false (IMDL-BenCo's parser reads 'False' as true and downloads ConvNeXt)",
+                      flags=(("conv_pretrain", "false"),), multiple=32, cost=9.0),
+    "SparseViT": Recipe(note="--img_size follows the image size, and --s_blocks3/4 scale with it so that its sparse "
+                             "attention keeps the grid it has at 512 (its blocks must divide the feature maps)",
+                        sized=lambda s: {"img_size": str(s), "s_blocks3": ",".join(str(b * 512 // s) for b in (8, 4, 2, 1)),
+                                         "s_blocks4": ",".join(str(b * 512 // s) for b in (2, 1))},
+                        sizes=(128, 256, 512), cost=3.0),
+    "MSCDI_Net": Recipe(note="--backbone_weights_path an empty weight file (an empty path is an assert); --glca 0 "
+                             "(its attention windows need a multiple of 256)",
+                        weights=("backbone_weights_path",), flags=(("glca", "0"),), multiple=32, edge_mask_width=7,
+                      cost=2.0),
+    "ObjectFormer": Recipe(note="--input_size follows the image size and --num_prototypes = 2 (S/16)^2, as its patch grid needs",
+                           sized=lambda s: {"input_size": str(s), "num_prototypes": str(2 * (s // 16) ** 2)},
+                           multiple=16, cost=16.0),
+    "SPAN": Recipe(BROKEN, "re-creates its last convolutions at every forward pass, so they never learn; and needs its own pre-trained feature extractor"),
+    "MantraNet": Recipe(BROKEN, "applies a sigmoid before BCEWithLogitsLoss, so its loss cannot reach its targets; about a minute per batch on a CPU"),
+    "Cat_Net": Recipe(CANNOT, "calls .cuda() when built and reads JPEG coefficients with jpegio, which IMDL-BenCo does not install"),
+    "SparseViTBackbone": Recipe(CANNOT, "a backbone without a loss (SparseViT is the model)"),
+}
+# fmt: on
+for _family in ("resnet", "swin", "unet", "vit", "vit16"):
+    for _prior in ("", "fft_", "dct_", "sobel_", "bayar_", "srm_"):
+        RECIPES[_prior + _family] = Recipe(
+            CANNOT,
+            f"downloads its pre-trained {_family} when built (pretrained weights hard-coded, no flag to avoid it)",
+        )
+ALIASES = {"NCL": "ncl", "DeepLabV3Plus": "deeplabv3plus"}
+
+
+def registry() -> Dict[str, object]:
+    from IMDLBenCo.registry import MODELS
+
+    import ncl_plugin  # noqa: F401  (registers NCL and DeepLabV3Plus)
+
+    return dict(MODELS.module_dict)
+
+
+def recipe(name: str) -> Recipe:
+    """A registry name's recipe; a model registered by someone else gets an untested default."""
+    name = ALIASES.get(name, name)
+    return RECIPES.get(name, Recipe(note="no recipe here: trained with its own defaults (untested)"))
+
+
+def listing() -> str:
+    """`benco bench --list`: every name in MODELS, whether it trains here, and why or how."""
+    rows = []
+    for name in registry():
+        entry = recipe(name)
+        if name in ALIASES:
+            state, note = "alias", f"the same model as {ALIASES[name]}"
+        elif entry.status == TRAINS:
+            state = "default" if entry.default else "trains"
+            note = entry.note + (
+                f" (sizes {', '.join(map(str, entry.sizes))})" if entry.sizes
+                else f" (size: multiple of {entry.multiple})" if entry.multiple > 1 else ""
+            )  # fmt: skip
+            note += f"; about {entry.cost:g}x NCL's time per step" if entry.cost != 1 else ""
+        else:
+            state, note = ("excluded" if entry.status == BROKEN else "no"), entry.note
+        rows.append((name, state, note))
+    width = max(len(r[0]) for r in rows) + 2
+    head = (
+        "Every model in IMDL-BenCo's MODELS, from random initialisation and without a download.\n"
+        "default: in `benco bench`'s default --models; trains: give it with --models; "
+        "excluded: broken as IMDL-BenCo ships it (trains only when named, with a warning); no: cannot train here.\n\n"
+    )
+    return head + "".join(f"{n.ljust(width)}{s.ljust(10)}{note}\n" for n, s, note in rows)
+
+
+# ---------------------------------------------------------------- turning recipes into runs
+@dataclass
+class Budget:
+    """What every run shares: --config, the overrides, the data, the device."""
+
+    config: str
+    overrides: Dict[str, object]
+    data: List[str]
+    runtime: List[str]
+    values: Dict = field(default_factory=dict)  # the config's values with the overrides applied
+
+    @classmethod
+    def from_flags(cls, args) -> "Budget":
+        from .commands.bench import BUDGET
+        from .config import read_config
+
+        overrides = {k: getattr(args, k) for k in BUDGET if getattr(args, k) is not None}
+        data = []
+        if args.data_path:
+            data = ["--data_path", args.data_path, "--test_data_path", args.test_data_path]
+        for flag in ("synthetic_images", "synthetic_post"):
+            if getattr(args, flag) is not None:
+                data += [f"--{flag}", str(getattr(args, flag))]
+        runtime = [f for flag in ("device", "num_workers") if getattr(args, flag) is not None
+                   for f in (f"--{flag}", str(getattr(args, flag)))]  # fmt: skip
+        values = {"image_size": 512, **read_config(args.config), **overrides}  # 512: benco train's default
+        return cls(args.config, overrides, data, runtime, values)
+
+    @property
+    def size(self) -> int:
+        return int(self.values["image_size"])
+
+    def flags(self) -> List[str]:
+        from .benchmark import METRICS
+
+        overrides = [f for k, v in self.overrides.items() for f in (f"--{k}", str(v))]
+        return ["--config", self.config, *overrides, "--metrics", METRICS, *self.data, *self.runtime]
+
+    def describe(self) -> str:
+        v = self.values
+        return (
+            f"--config {self.config} ({_count(v.get('epochs', 200), 'epoch')}, {self.size}x{self.size}, batch "
+            f"{v.get('batch_size', 1)}, blr {v.get('blr', 1e-3)})"
+        )
+
+
+def _count(n, what: str) -> str:
+    return f"{n} {what}" + ("" if int(n) == 1 else "s")
+
+
+def weight_file(folder: Path, content) -> Path:
+    """A weight file that loads nothing (or, for a strict loader, random weights), written once."""
+    import torch
+
+    key = "empty" if not content else "_".join(sorted(content))[:40]
+    path = folder / f"random_init_{key}.pth"
+    if not path.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        torch.save(content, path)
+    return path
+
+
+def _constructor_defaults(model_class) -> Dict[str, object]:
+    from .config import model_parameters
+
+    return {k: p.default for k, p in model_parameters(model_class).items()}
+
+
+def _flag_text(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _own_network(name: str, model_class, budget: Budget, set_here: set) -> List[str]:
+    """A config's network keys are NCL's (quickstart's backbone, patch_size): a zoo model that shares
+    a key's name gets its own default back, so that the budget is shared and the network is not."""
+    if name in ("ncl", "deeplabv3plus"):
+        return []
+    flags = []
+    for key, default in _constructor_defaults(model_class).items():
+        if key in budget.values and key not in set_here and default is not None and key != "image_size":
+            flags += [f"--{key}", _flag_text(default)]
+    return flags
+
+
+def parse_spec(text: str) -> Tuple[str, List[str], Optional[List[int]]]:
+    """'ncl:contrast_weight=0:seeds=0;1' -> ('ncl', ['--contrast_weight', '0'], [0, 1])."""
+    from .benchmark import parse_seeds
+
+    name, *pairs = text.split(":")
+    flags, seeds = [], None
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--models {text}: expected NAME:flag=value, got {pair!r}")
+        if key == "seeds":
+            seeds = parse_seeds(value.replace(";", ","), f"--models {text}: seeds")
+        else:
+            flags += [f"--{key}", value]
+    return name, flags, seeds
+
+
+def default_models() -> List[str]:
+    return [name for name, entry in RECIPES.items() if entry.status == TRAINS and entry.default]
+
+
+def jobs(models: Optional[str], budget: Budget, out: Path) -> List:
+    """--models as benchmark jobs, every one checked at the budget's size first: one line names
+    every model that cannot run, before anything trains."""
+    from .benchmark import Job
+    from .config import closest
+    from .terminal import warn
+
+    known = registry()
+    specs = [s for s in (models or ",".join(default_models())).split(",") if s.strip()]
+    problems, result, names = [], [], set()
+    for spec in specs:
+        name, flags, seeds = parse_spec(spec.strip())
+        if name not in known:
+            problems.append(f"{name} is not in IMDL-BenCo's MODELS{closest(name, known)}")
+            continue
+        entry = recipe(name)
+        if entry.status == CANNOT:
+            problems.append(f"{name} cannot train here: {entry.note}")
+            continue
+        if entry.status == BROKEN:
+            warn(f"--models {name}: excluded by default, as it {entry.note}")
+        wrong_size = entry.size_error(budget.size)
+        if wrong_size:
+            problems.append(f"{name} {wrong_size}")
+            continue
+        job_name = "-".join([name, *(f"{f[2:]}={v}" for f, v in zip(flags[::2], flags[1::2]))])
+        if job_name in names:
+            problems.append(f"{spec.strip()} is given twice")
+            continue
+        names.add(job_name)
+        recipe_flags = _recipe_flags(entry, budget.size, out / "weights")
+        set_here = {f[2:] for f in recipe_flags + flags if f.startswith("--")}
+        label = name + (f" ({', '.join(f[2:] + '=' + v for f, v in zip(flags[::2], flags[1::2]))})" if flags else "")
+        env = {"TORCH_HOME": str(_seeded_torch_home(out / "weights"))} if entry.private_torch_home else {}
+        result.append(
+            Job(
+                job_name,
+                name,
+                [*_own_network(name, known[name], budget, set_here), *recipe_flags, *flags],
+                seeds,
+                entry.cost,
+                label,
+                env,
+            )  # fmt: skip
+        )
+    if problems:
+        raise UsageError(f"--models at --image_size {budget.size}: " + "; ".join(problems) + " (benco bench --list)")
+    return result
+
+
+def _recipe_flags(entry: Recipe, size: int, weights: Path) -> List[str]:
+    flags = [f for key, value in entry.files(weights).items() for f in (f"--{key}", value)]
+    for flag in entry.weights:
+        flags += [f"--{flag}", str(weight_file(weights, {}))]
+    for key, value in [*entry.flags, *entry.sized(size).items()]:
+        flags += [f"--{key}", value]
+    if entry.edge_mask_width:
+        flags += ["--edge_mask_width", str(entry.edge_mask_width)]
+    return flags
+
+
+def _seeded_torch_home(weights: Path) -> Path:
+    """A torch hub cache holding an empty resnet50 file under the name MVSSNet downloads, so that it
+    builds offline from random initialisation and the user's own cache is never touched."""
+    home = weights / "torch_home"
+    checkpoints = home / "hub" / "checkpoints"
+    weight = checkpoints / "resnet50-19c8e357.pth"
+    if not weight.exists():
+        import torch
+
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        torch.save({}, weight)
+    return home
+
+
+def _trufor_files(weights: Path) -> Dict[str, str]:
+    """Trufor's phase 2 loads Noiseprint++ strictly: a random one, built as TruFor's builder builds it
+    (builder_np_conf.py: a 17-level DnCNN), with a fixed seed; and the trufor.yaml IMDL-BenCo ships."""
+    from importlib import resources
+
+    import torch
+
+    path = weights / "trufor_noiseprint_random.pth"
+    if not path.exists():
+        from IMDLBenCo.model_zoo.trufor.DnCNN import make_net
+
+        levels = 17
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            dncnn = make_net(3, kernels=[3] * levels, features=[64] * (levels - 1) + [1],
+                             bns=[False] + [True] * (levels - 2) + [False], acts=["relu"] * (levels - 1) + ["linear"],
+                             dilats=[1] * levels, bn_momentum=0.1, padding=1)  # fmt: skip
+        weights.mkdir(parents=True, exist_ok=True)
+        torch.save(dncnn.state_dict(), path)
+    config = resources.files("IMDLBenCo").joinpath("statics/model_zoo/configs/trufor.yaml")
+    return {"np_pretrain_weights": str(path), "config_path": str(config)}
+
+
+# ---------------------------------------------------------------- fixes on the built model
+def _mesorch_output_size(model, args) -> None:
+    """Mesorch resizes its prediction to a fixed 512x512 (mesorch.py, ``self.resize``); at any other
+    training size its loss compares shapes that differ. Resize to the training size instead."""
+    import torch.nn as nn
+
+    size = int(args.image_size)
+    model.resize = nn.Upsample(size=(size, size), mode="bilinear", align_corners=True)
+
+
+ADAPTERS: Dict[str, Callable] = {"Mesorch": _mesorch_output_size}
+
+
+def adapt(name: str, model, args) -> None:
+    """Apply the fix a model needs once built (see ADAPTERS); nothing for the others."""
+    if name in ADAPTERS:
+        ADAPTERS[name](model, args)
+
+
+# ---------------------------------------------------------------- one model, as benco train builds it
+def smallest_size(name: str, at_least: int = 64) -> int:
+    entry = recipe(name)
+    if entry.sizes:
+        return min(s for s in entry.sizes if s >= at_least)
+    size = max(at_least, entry.smallest)
+    return size + (-size) % entry.multiple
+
+
+def build(name: str, size: int, folder: Path, device: str = "cpu"):
+    """(model, args) for ``name`` at ``size``, through `benco train`'s own parser and builder with the
+    recipe's flags (what a benchmark run gets), without the data. For a model whose recipe gives it a
+    torch hub cache of its own, TORCH_HOME must be set by the caller (see :func:`environment`)."""
+    import torch
+
+    from .commands import flags as shared
+    from .commands import train
+    from .runtime import build_model
+
+    budget = Budget("", {}, [], [], {"image_size": size})
+    (job,) = jobs(name, budget, folder)
+    argv = ["--model", name, "--image_size", str(size), "--device", device, *job.flags]
+    args, model_args, model_class = shared.parse_command(train.parser(), argv)
+    args.distributed = False
+    model, _ = build_model(model_class, args, model_args, torch.device(device))
+    return model, args
+
+
+def environment(name: str, folder: Path) -> Dict[str, str]:
+    """The environment variables a model's runs get (a torch hub cache of its own, for MVSSNet)."""
+    return {"TORCH_HOME": str(_seeded_torch_home(folder / "weights"))} if recipe(name).private_torch_home else {}
+
+
+def example_batch(size: int, batch: int = 2, edge_mask_width: Optional[int] = None, seed: int = 0) -> Dict:
+    """A batch as IMDL-BenCo's datasets hand it to a model: a normalised image, a square tampered
+    region, the label, the shapes, and the edge mask when the model reads one."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed)
+    mask = torch.zeros(batch, 1, size, size)
+    mask[:, :, size // 4 : size // 2, size // 4 : size // 2] = 1
+    data = {
+        "image": torch.randn(batch, 3, size, size, generator=generator),
+        "mask": mask,
+        "label": torch.ones(batch, dtype=torch.long),
+        "shape": torch.tensor([[size, size]] * batch),
+        "origin_shape": torch.tensor([[size, size]] * batch),
+        "name": [f"example{i}.png" for i in range(batch)],
+    }
+    if edge_mask_width:
+        from IMDLBenCo.transforms import EdgeMaskGenerator
+
+        edge = torch.as_tensor(EdgeMaskGenerator(edge_mask_width)(mask[0, 0].numpy())[0][0]).float()
+        data["edge_mask"] = edge.expand(batch, 1, size, size).clone()
+    return data

@@ -1,0 +1,99 @@
+"""`benco bench`: models x seeds at one budget through `benco train`, resumable, ending with the table;
+and every zoo model `--list` calls trainable builds offline and takes a training step."""
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import benco, error_of
+from ncl_plugin import synthetic, zoo
+
+# NCL's network small, one epoch at 64x64: the budget every model of the test shares.
+TINY = {
+    "backbone": "resnet18", "output_stride": 16, "patch_size": 16, "decoder_channels": 32,
+    "image_size": 64, "if_resizing": True, "batch_size": 4, "test_batch_size": 4, "accum_iter": 1,
+    "epochs": 1, "warmup_epochs": 1, "test_period": 1, "blr": 0.05, "augment": "lossless",
+}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return synthetic.build(str(tmp_path_factory.mktemp("synth")), n=16, size=64, seed=2, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def bench(dataset, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bench")
+    config = folder / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY))
+    argv = ["bench", "--models", "ncl,segformer", "--seeds", "0", "--config", config, "--num_workers", "0",
+            "--data_path", dataset / "train", "--test_data_path", dataset / "test_datasets.json",
+            "--out", folder / "runs"]
+    return folder / "runs", argv, benco(*argv)
+
+
+def test_bench_trains_every_model_and_writes_the_table(bench):
+    out, _, result = bench
+    for name in ("ncl-seed0", "segformer-seed0"):
+        summary = json.loads((out / name / "summary.json").read_text())
+        assert summary["args"]["image_size"] == 64 and summary["args"]["epochs"] == 1  # one budget
+        assert summary["parameters"] > 0
+    # segformer trained from the empty weight file its recipe wrote, not from a download
+    segformer = json.loads((out / "segformer-seed0" / "summary.json").read_text())
+    assert Path(segformer["model_args"]["pretrain_pth_path"]).parent == out / "weights"
+    # quickstart-style network keys are NCL's: segformer has none of them, NCL got them all
+    assert json.loads((out / "ncl-seed0" / "summary.json").read_text())["model_args"]["decoder_channels"] == 32
+    table = (out / "bench.md").read_text()
+    assert "| parameters (M) | s / step |" in table
+    rows = {line.split(" | ")[0][2:]: line for line in table.splitlines() if line.startswith("| ncl") or line.startswith("| segformer")}
+    assert set(rows) == {"ncl", "segformer"}
+    assert all(float(row.split(" | ")[-1].rstrip(" |")) > 0 for row in rows.values())  # seconds per step
+    for suffix in ("tex", "csv", "png"):
+        assert (out / f"bench.{suffix}").stat().st_size > 0
+    assert "[1/2] ncl, seed 0: training" in result.stderr and "[2/2] segformer, seed 0:" in result.stderr
+    assert table in result.stdout
+
+
+def test_a_second_call_keeps_finished_runs(bench):
+    out, argv, _ = bench
+    before = {p: p.stat().st_mtime for p in out.glob("*/log.txt")}
+    result = benco(*argv)
+    assert result.stderr.count("done before, kept") == 2
+    assert {p: p.stat().st_mtime for p in out.glob("*/log.txt")} == before
+
+
+def test_another_budget_in_the_same_folder_is_one_line(bench):
+    out, argv, _ = bench
+    result = benco(*argv, "--epochs", "2", check=False)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()[-1:]
+    assert "was trained with another command" in line and "--epochs" in line and "another --out" in line
+    assert (out / "ncl-seed0" / "summary.json").exists()  # nothing lost
+
+
+def test_a_model_that_cannot_run_at_the_size_stops_before_anything_trains(tmp_path, capsys):
+    code, err = error_of(["bench", "--models", "ncl,segformer,Cat_Net,segformr", "--image_size", "100",
+                          "--out", tmp_path / "runs"], capsys)
+    assert code == 2 and len(err) == 1
+    assert "segformer needs a size that is a multiple of 32" in err[0]
+    assert "Cat_Net cannot train here" in err[0] and "did you mean 'segformer'" in err[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_list_names_every_registered_model(capsys):
+    from ncl_plugin import cli
+
+    assert cli.main(["bench", "--list"]) == 0
+    text = capsys.readouterr().out
+    states = {line.split()[0]: line.split()[1] for line in text.splitlines()[3:] if line.strip()}
+    assert set(states) == set(zoo.registry())
+    assert states["ncl"] == "default" and states["IML_ViT"] == "trains"
+    assert states["SPAN"] == "excluded" and states["MantraNet"] == "excluded" and states["Cat_Net"] == "no"
+    assert all(state in {"default", "trains", "excluded", "no", "alias"} for state in states.values())
+
+
+def test_model_specs_carry_flags_and_seeds():
+    assert zoo.parse_spec("ncl:contrast_weight=0:seeds=0;2") == ("ncl", ["--contrast_weight", "0"], [0, 2])
+    with pytest.raises(Exception, match="expected NAME:flag=value"):
+        zoo.parse_spec("ncl:contrast_weight")
