@@ -14,16 +14,10 @@ table is `benco compare` over them: mean and standard deviation over seeds of
 pixel F1 (fixed and best threshold), AUC and IoU at each run's best epoch.
 
 Baselines by default: IMDL-BenCo's segformer, srm_segformer and
-bayar_segformer (SegFormer alone, and behind its SRM and Bayar noise
-extractors), each from an empty weight file, i.e. random initialisation.
-Also runnable without downloads, but too slow for the CPU default (add them
-with --models on a GPU): IML_ViT (no MAE weights; about 3 s per batch of 8 at
-128x128 on 2 cores, 92M parameters) and PSCC_Net (about 8 s per batch).
-Not runnable here: unet, resnet, swin, vit and MVSSNet download weights when
-built; Mesorch and SparseViT take 512x512 inputs only; ObjectFormer's
-prototypes fix its input size; MSCDI_Net's attention windows fail at 128x128;
-SPAN needs its own pre-trained feature extractor; Cat_Net needs its own
-config and JPEG data; MantraNet trains at about a minute per batch on a CPU.
+bayar_segformer. This script reproduces benchmarks/results/accuracy.* (tested
+after every epoch); `benco bench` is the same runner for any model of the zoo,
+with each model's offline recipe (`benco bench --list`) and a table with
+parameters and seconds per step; its recipes apply here too.
 """
 import argparse
 import sys

@@ -11,7 +11,15 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .precision import full_precision
-from .sampler import PatchSample, check_patch_size, classify_patches, contour_pixels
+from .sampler import (
+    PATCH_SPACES,
+    PIVOT_INPUTS,
+    PatchSample,
+    check_choice,
+    check_patch_size,
+    classify_patches,
+    contour_pixels,
+)
 
 # Fill value for similarities that a log-sum-exp must ignore. Finite, unlike
 # -inf, so that no gradient of an empty set can become NaN.
@@ -37,21 +45,30 @@ TERMS = ("pn", "se_pos", "se_neg")
 
 
 class PivotBranch(nn.Module):
-    """One of the two symmetric branches: (B, C, h, w) pivot -> (B, C) unit vector.
+    """One of the two symmetric branches: (B, C, h, w) pivot -> (B, D) unit vector.
 
-    Conv1x1 -> BN -> ReLU, then average pooling and L2 normalisation.
+    Conv1x1 -> BN -> ReLU, then the patch space's vector (average-pooled, D = C; or the
+    flattened cube, D = C h w) and L2 normalisation. With ``owner`` (pivot_input "each") the
+    input is every contour patch, (N, C, h, w), and each image's pivot is the sum of its
+    patches' outputs (the sum and the mean have the same direction, so normalised they agree).
     """
 
-    def __init__(self, channels: int):
+    def __init__(self, channels: int, patch_space: str = "pooled"):
         super().__init__()
+        check_choice(patch_space, PATCH_SPACES, "--patch_space")
+        self.patch_space = patch_space
         self.block = nn.Sequential(
             nn.Conv2d(channels, channels, 1, bias=False),
             nn.BatchNorm2d(channels),
             nn.ReLU(inplace=True),
         )
 
-    def forward(self, pivots: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.block(pivots).mean(dim=(2, 3)), dim=1)
+    def forward(self, pivots: torch.Tensor, owner: Optional[torch.Tensor] = None, images: int = 0) -> torch.Tensor:
+        out = self.block(pivots)
+        if owner is not None:
+            out = out.new_zeros(images, *out.shape[1:]).index_add(0, owner, out)
+        vector = out.mean(dim=(2, 3)) if self.patch_space == "pooled" else out.flatten(1)
+        return F.normalize(vector, dim=1)
 
 
 class NCLContrastiveLoss(nn.Module):
@@ -72,9 +89,17 @@ class NCLContrastiveLoss(nn.Module):
     """
 
     def __init__(
-        self, channels: int, temperature: float = 0.1, max_anchors: int = 256, terms: str = "pn,se_pos,se_neg"
+        self,
+        channels: int,
+        temperature: float = 0.1,
+        max_anchors: int = 256,
+        terms: str = "pn,se_pos,se_neg",
+        patch_space: str = "pooled",
+        pivot_input: str = "mean",
     ):
         super().__init__()
+        check_choice(pivot_input, PIVOT_INPUTS, "--pivot_input")
+        self.pivot_input = pivot_input
         if temperature <= 0:
             raise ValueError(f"--temperature must be positive, got {temperature}")
         self.terms = {t.strip() for t in terms.split(",") if t.strip()}
@@ -82,8 +107,8 @@ class NCLContrastiveLoss(nn.Module):
             raise ValueError(f"--ncl_terms {terms!r}: a comma list of {', '.join(TERMS)}")
         self.temperature = temperature
         self.max_anchors = max_anchors
-        self.branch_tampered = PivotBranch(channels)  # se+: the contour pivot plays a tampered patch
-        self.branch_authentic = PivotBranch(channels)  # se-: the contour pivot plays an authentic patch
+        self.branch_tampered = PivotBranch(channels, patch_space)  # se+: the contour pivot plays a tampered patch
+        self.branch_authentic = PivotBranch(channels, patch_space)  # se-: the contour pivot plays an authentic patch
 
     def forward(self, sample: PatchSample) -> Dict[str, torch.Tensor]:
         with full_precision(sample.features):
@@ -137,15 +162,24 @@ class NCLContrastiveLoss(nn.Module):
         undefined = {"ncl_se_pos": (zero, torch.zeros((), dtype=torch.bool, device=features.device))}
         undefined["ncl_se_neg"] = undefined["ncl_se_pos"]
         has = sample.has_contour
-        pivots = sample.pivots[has]
+        each = self.pivot_input == "each"
+        if each and sample.contour_patches is None:
+            raise ValueError("--pivot_input each needs a sampler that hands over every contour patch")
+        pivots = sample.contour_patches if each else sample.pivots[has]
         # BatchNorm cannot train on a single value per channel (one 4x4 contour patch in the batch).
         if pivots.shape[0] * pivots.shape[2] * pivots.shape[3] < 2:
             return undefined
+        batch = features.shape[0]
         features, tampered, authentic = features[has], tampered[has], authentic[has]
         defined = tampered.any(dim=1) & authentic.any(dim=1)
 
+        def pivot_vectors(branch):
+            if each:
+                return branch(pivots, sample.contour_owner, batch)[has]
+            return branch(pivots)
+
         def term(branch, positives, negatives):
-            sim = torch.einsum("bc,bgc->bg", branch(pivots), features) / self.temperature
+            sim = torch.einsum("bc,bgc->bg", pivot_vectors(branch), features) / self.temperature
             others = _masked_logsumexp(sim, negatives, dim=1)  # (Bc,)
             per_patch = torch.logaddexp(sim, others.unsqueeze(1)) - sim
             per_image = _masked_mean(per_patch, positives, dims=1)

@@ -18,6 +18,9 @@ from .sampler import check_patch_size, classify_patches
 VISUAL_LOSS_KEYS = ("total", "pc", "ncl", "ncl_pn", "ncl_se_pos", "ncl_se_neg")
 
 
+DEFAULTS = {"patch_space": "pooled", "pivot_input": "mean"}
+
+
 def _build(registry, name: str, flag: str, **kwargs):
     # Registry.get prints the whole table before raising; has() does not.
     if not registry.has(name):
@@ -49,6 +52,8 @@ class NCL(nn.Module):
         contour_weight: float = 0.7,
         max_anchors: int = 256,
         ncl_terms: str = "pn,se_pos,se_neg",
+        patch_space: str = "pooled",
+        pivot_input: str = "mean",
         sampler: str = "TriClassPatchSampler",
         contrastive_loss: str = "NCLContrastiveLoss",
         segmentation_loss: str = "PivotConsistentLoss",
@@ -69,7 +74,12 @@ class NCL(nn.Module):
         self.sampler: Optional[nn.Module] = None
         self.contrastive_loss: Optional[nn.Module] = None
         if contrast_weight > 0:
-            self.sampler = _build(SAMPLERS, sampler, "--sampler", patch_size=patch_size)
+            # The paper's readings (section 8 of the method notes) are options; a registered variant
+            # that predates them is handed only what it is asked to change.
+            readings = {
+                k: v for k, v in (("patch_space", patch_space), ("pivot_input", pivot_input)) if v != DEFAULTS[k]
+            }
+            self.sampler = _build(SAMPLERS, sampler, "--sampler", patch_size=patch_size, **readings)
             self.contrastive_loss = _build(
                 LOSSES,
                 contrastive_loss,
@@ -78,6 +88,7 @@ class NCL(nn.Module):
                 temperature=temperature,
                 max_anchors=max_anchors,
                 terms=ncl_terms,
+                **readings,
             )
         if pretrained_path:
             load_pretrained(self, pretrained_path)

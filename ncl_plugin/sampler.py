@@ -6,6 +6,7 @@ pooling and reshapes: there is no Python loop over images or patches.
 """
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -53,21 +54,42 @@ def contour_pixels(classes: torch.Tensor, patch_size: int, size) -> torch.Tensor
     return F.pad(contour, (0, pad_w, 0, pad_h))
 
 
+# How a patch becomes the vector the similarities compare (--patch_space):
+#   pooled  average-pooled over its p/4 x p/4 cells to a C-vector;
+#   cube    the whole C x p/4 x p/4 cube, flattened: the paper compares patches "uniformly in R^(C x W x H)".
+PATCH_SPACES = ("pooled", "cube")
+# What the pivot branches take (--pivot_input):
+#   mean  the mean of an image's k contour patches, one C x p/4 x p/4 map;
+#   each  all k of them (the paper's k x C x W x H concatenation), each through the branch's 1x1
+#         convolution, then summed to one C x p/4 x p/4 pivot: a 1x1 convolution that "handles any k".
+PIVOT_INPUTS = ("mean", "each")
+
+
+def check_choice(value: str, choices, flag: str) -> None:
+    if value not in choices:
+        raise ValueError(f"{flag} {value!r}: use {' or '.join(choices)}")
+
+
 @dataclass
 class PatchSample:
     """What the sampler hands to the contrastive loss, for a batch of B images and G patches each.
 
     classes:     (B, G) int64, AUTHENTIC / TAMPERED / CONTOUR
-    features:    (B, G, C) float32, L2-normalised patch features f(x)
+    features:    (B, G, D) float32, L2-normalised patch features f(x): D = C (pooled) or
+                 C * (p/4)^2 (cube, flattened channel-major)
     pivots:      (B, C, p/4, p/4) float32, mean block-1 map of each image's contour patches
                  (zeros for an image without contour patches)
     has_contour: (B,) bool
+    contour_patches: (N, C, p/4, p/4) float32, every contour patch of the batch (pivot_input "each")
+    contour_owner:   (N,) int64, the image each of them belongs to
     """
 
     classes: torch.Tensor
     features: torch.Tensor
     pivots: torch.Tensor
     has_contour: torch.Tensor
+    contour_patches: Optional[torch.Tensor] = None
+    contour_owner: Optional[torch.Tensor] = None
 
     @property
     def tampered(self) -> torch.Tensor:
@@ -85,11 +107,17 @@ class TriClassPatchSampler(nn.Module):
     feature stride (4 for block 1). Runs in float32 whatever the autocast state.
     """
 
-    def __init__(self, patch_size: int = 32, feature_stride: int = 4):
+    def __init__(
+        self, patch_size: int = 32, feature_stride: int = 4, patch_space: str = "pooled", pivot_input: str = "mean"
+    ):
         super().__init__()
         check_patch_size(patch_size, feature_stride)
+        check_choice(patch_space, PATCH_SPACES, "--patch_space")
+        check_choice(pivot_input, PIVOT_INPUTS, "--pivot_input")
         self.patch_size = patch_size
         self.feature_stride = feature_stride
+        self.patch_space = patch_space
+        self.pivot_input = pivot_input
 
     def forward(self, features: torch.Tensor, mask: torch.Tensor, classes=None) -> PatchSample:
         """classes: the (B, H // p, W // p) result of ``classify_patches`` when the caller has it."""
@@ -108,16 +136,23 @@ class TriClassPatchSampler(nn.Module):
                 f"at stride {self.feature_stride}"
             )
         channels = feats.shape[1]
-        pooled = F.avg_pool2d(feats, cells).flatten(2).transpose(1, 2)  # (B, G, C)
-        patch_features = F.normalize(pooled, dim=-1)
+        grid = feats.reshape(batch, channels, grid_h, cells, grid_w, cells)
+        # (B, G, C, p/4, p/4): patch g = (row, column) in raster order, as classes.flatten(1)
+        patches = grid.permute(0, 2, 4, 1, 3, 5).reshape(batch, grid_h * grid_w, channels, cells, cells)
+        vectors = patches.mean(dim=(3, 4)) if self.patch_space == "pooled" else patches.flatten(2)
+        patch_features = F.normalize(vectors, dim=-1)
 
         contour = (classes == CONTOUR).float()  # (B, Gh, Gw)
         count = contour.sum(dim=(1, 2))
-        grid = feats.reshape(batch, channels, grid_h, cells, grid_w, cells)
         pivots = torch.einsum("bchpwq,bhw->bcpq", grid, contour) / count.clamp(min=1).view(-1, 1, 1, 1)
-        return PatchSample(
+        sample = PatchSample(
             classes=classes.flatten(1),
             features=patch_features,
             pivots=pivots,
             has_contour=count > 0,
         )
+        if self.pivot_input == "each":
+            chosen = contour.flatten(1) > 0  # (B, G)
+            sample.contour_patches = patches[chosen]
+            sample.contour_owner = torch.arange(batch, device=feats.device).unsqueeze(1).expand_as(chosen)[chosen]
+        return sample

@@ -36,17 +36,46 @@ def term_se(vector, features, classes, tau, positive, negative):
     return float(np.mean(losses))
 
 
-def branch(pivots, weight, eps=1e-5):
-    """Conv1x1 -> BatchNorm (training statistics, unit affine) -> ReLU -> mean pool -> L2 norm.
+def _vector(cube, space):
+    """A (C, h, w) cube as the vector the similarities compare: pooled to C, or flattened."""
+    v = cube.mean(axis=(1, 2)) if space == "pooled" else cube.reshape(-1)
+    return v / max(np.linalg.norm(v), 1e-12)
 
-    pivots: (B, C, h, w); weight: (C, C). Returns (B, C).
+
+def branch(pivots, weight, eps=1e-5, space="pooled"):
+    """Conv1x1 -> BatchNorm (training statistics, unit affine) -> ReLU -> pooled or flattened -> L2 norm.
+
+    pivots: (B, C, h, w); weight: (C, C). Returns (B, D).
     """
     y = np.einsum("oc,bchw->bohw", weight, pivots)
     mean = y.mean(axis=(0, 2, 3), keepdims=True)
     var = y.var(axis=(0, 2, 3), keepdims=True)
     y = np.maximum((y - mean) / np.sqrt(var + eps), 0)
-    v = y.mean(axis=(2, 3))
-    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    return np.stack([_vector(cube, space) for cube in y])
+
+
+def branch_each(patches_by_image, weight, eps=1e-5, space="pooled"):
+    """The paper's concatenated pivot: every contour patch (C, h, w) of every image through
+    Conv1x1 -> BatchNorm (statistics over all of them) -> ReLU, one at a time; each image's
+    outputs added up, then pooled or flattened, then L2 norm. Returns one vector per image."""
+    outputs = [[weight @ patch.reshape(patch.shape[0], -1) for patch in patches] for patches in patches_by_image]
+    every = np.concatenate([o for image in outputs for o in image], axis=1)  # (C, N h w)
+    mean, var = every.mean(axis=1, keepdims=True), every.var(axis=1, keepdims=True)
+    vectors = []
+    for patches, image in zip(patches_by_image, outputs):
+        total = sum(np.maximum((o - mean) / np.sqrt(var + eps), 0) for o in image)
+        vectors.append(_vector(total.reshape(patches[0].shape), space))
+    return vectors
+
+
+def patch_vectors(feature_map, cells, space):
+    """(C, H, W) block-1 map cut into cells x cells patches, raster order, each as a unit vector."""
+    _, height, width = feature_map.shape
+    return [
+        _vector(feature_map[:, i * cells : (i + 1) * cells, j * cells : (j + 1) * cells], space)
+        for i in range(height // cells)
+        for j in range(width // cells)
+    ]
 
 
 def mean_defined(values):

@@ -174,3 +174,82 @@ def test_selected_terms_only_enter_the_loss():
     assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-5)
     with pytest.raises(ValueError, match="--ncl_terms 'pn,contour'"):
         NCLContrastiveLoss(channels=4, terms="pn,contour")
+
+
+# ---------------------------------------------------------------- the paper's readings (patch_space, pivot_input)
+def paper_batch():
+    """Three 32x32 images, 8-pixel patches on 2-cell block-1 maps: contours in two of them."""
+    torch.manual_seed(3)
+    mask = torch.cat([
+        rect_mask(32, 32, (4, 4, 20, 20)),   # contour, tampered and authentic patches
+        rect_mask(32, 32, (0, 0, 16, 12)),   # two tampered patches, contour patches, authentic
+        rect_mask(32, 32, (8, 8, 24, 24)),   # 2x2 tampered square on the grid: no contour
+    ])
+    return torch.randn(3, 4, 8, 8), mask
+
+
+@pytest.mark.parametrize("space", ["pooled", "cube"])
+def test_patch_features_match_a_loop_over_patches(space):
+    from ncl_plugin.sampler import TriClassPatchSampler
+
+    features, mask = paper_batch()
+    sample = TriClassPatchSampler(patch_size=8, patch_space=space)(features, mask)
+    for b in range(3):
+        expected = np.stack(ref.patch_vectors(features[b].numpy(), 2, space))
+        np.testing.assert_allclose(sample.features[b].numpy(), expected, rtol=1e-5, atol=1e-6)
+    assert sample.features.shape[-1] == (4 if space == "pooled" else 4 * 2 * 2)
+
+
+@pytest.mark.parametrize("space", ["pooled", "cube"])
+@pytest.mark.parametrize("pivot", ["mean", "each"])
+def test_paper_readings_match_a_loop_by_loop_reference(space, pivot):
+    from ncl_plugin.sampler import TriClassPatchSampler
+
+    features, mask = paper_batch()
+    sample = TriClassPatchSampler(patch_size=8, patch_space=space, pivot_input=pivot)(features, mask)
+    loss = NCLContrastiveLoss(channels=4, temperature=TAU, max_anchors=0, patch_space=space, pivot_input=pivot)
+    out = loss(sample)
+
+    classes = sample.classes.numpy()
+    vectors = [np.stack(ref.patch_vectors(features[b].numpy(), 2, space)) for b in range(3)]
+    # each image's contour patches, cut by hand from its block-1 map
+    patches = [[features[b, :, (g // 4) * 2 : (g // 4) * 2 + 2, (g % 4) * 2 : (g % 4) * 2 + 2].numpy()
+                for g in range(16) if classes[b, g] == C] for b in range(3)]
+    with_contour = [b for b in range(3) if patches[b]]
+    assert with_contour == [0, 1]
+    expected = {}
+    for name, branch, positive, negative in (("ncl_se_pos", loss.branch_tampered, T, A),
+                                             ("ncl_se_neg", loss.branch_authentic, A, T)):
+        weight = branch.block[0].weight.detach().numpy()[:, :, 0, 0]
+        if pivot == "each":
+            pivots = ref.branch_each([patches[b] for b in with_contour], weight, space=space)
+        else:
+            pivots = ref.branch(np.stack([np.mean(patches[b], axis=0) for b in with_contour]), weight, space=space)
+        terms = [ref.term_se(v, vectors[b], classes[b], TAU, positive, negative) for v, b in zip(pivots, with_contour)]
+        expected[name] = ref.mean_defined(terms)[0]
+    expected["ncl_pn"] = ref.mean_defined([ref.term_pn(vectors[b], classes[b], TAU) for b in range(3)])[0]
+    for name, value in expected.items():
+        assert out[name].item() == pytest.approx(value, rel=1e-5), name
+    assert out["loss"].item() == pytest.approx(np.mean(list(expected.values())), rel=1e-5)
+
+
+def test_the_readings_change_the_loss():
+    """Each reading is a different loss on the same features, not a renamed default."""
+    from ncl_plugin.sampler import TriClassPatchSampler
+
+    features, mask = paper_batch()
+    values = {}
+    for space in ("pooled", "cube"):
+        for pivot in ("mean", "each"):
+            torch.manual_seed(0)
+            loss = NCLContrastiveLoss(channels=4, temperature=TAU, max_anchors=0, patch_space=space, pivot_input=pivot)
+            sample = TriClassPatchSampler(patch_size=8, patch_space=space, pivot_input=pivot)(features, mask)
+            values[space, pivot] = round(loss(sample)["ncl_se_pos"].item(), 6)
+    assert len(set(values.values())) == 4
+
+
+def test_unknown_reading_is_named():
+    with pytest.raises(ValueError, match="--patch_space 'voxel': use pooled or cube"):
+        NCLContrastiveLoss(channels=4, patch_space="voxel")
+    with pytest.raises(ValueError, match="--pivot_input 'concat': use mean or each"):
+        NCLContrastiveLoss(channels=4, pivot_input="concat")

@@ -175,3 +175,20 @@ def test_decoder_width_sets_the_aspp_and_decoder_channels():
     assert sum(p.numel() for p in narrow.parameters()) < sum(p.numel() for p in wide.parameters())
     with pytest.raises(ValueError, match="--head_prior"):
         DeepLabV3Plus(backbone="resnet18", head_prior=1.0)
+
+
+def test_the_paper_readings_reach_the_sampler_and_the_loss_through_the_model_flags():
+    import torch
+
+    from helpers import rect_mask
+    from ncl_plugin import NCL
+
+    torch.manual_seed(0)
+    model = NCL(backbone="resnet18", patch_size=16, output_stride=16, patch_space="cube", pivot_input="each")
+    assert model.sampler.patch_space == "cube" and model.sampler.pivot_input == "each"
+    assert model.contrastive_loss.branch_tampered.patch_space == "cube"
+    mask = torch.cat([rect_mask(64, 64, (0, 0, 40, 40)), rect_mask(64, 64, (16, 0, 64, 30))])
+    out = model(torch.randn(2, 3, 64, 64), mask)
+    assert out["visual_loss"]["ncl_se_pos"] > 0 and out["visual_loss"]["ncl_pn"] > 0
+    out["backward_loss"].backward()
+    assert model.contrastive_loss.branch_tampered.block[0].weight.grad.abs().sum() > 0
