@@ -104,13 +104,19 @@ class DeepSupervisedDecoder(nn.Module):
 class DeepLabV3PlusNet(nn.Module):
     """DeepLabV3+ for binary manipulation masks, randomly initialised.
 
-    forward(image (B, 3, H, W)) -> (logits, block1)
+    forward(image (B, 3, H, W)) -> (logits, contrasted)
       logits: four (B, 1, h, w) maps at 1/8, 1/4, 1/2 and 1/1 of (H, W), finest last;
-      block1: (B, C1, H/4, W/4) block-1 features, the features NCL contrasts.
+      contrasted: the features of encoder block ``contrast_block`` (default 1: (B, C1, H/4, W/4)),
+      the features NCL contrasts; ``contrast_stride`` and ``contrast_channels`` describe them.
     """
 
     def __init__(
-        self, backbone: str = "resnet101", output_stride: int = 8, decoder_channels: int = 256, head_prior: float = 0.1
+        self,
+        backbone: str = "resnet101",
+        output_stride: int = 8,
+        decoder_channels: int = 256,
+        head_prior: float = 0.1,
+        contrast_block: int = 1,
     ):
         super().__init__()
         if decoder_channels < 8:
@@ -133,6 +139,12 @@ class DeepLabV3PlusNet(nn.Module):
         self.block1_index = max(i for i, r in enumerate(reductions) if r == 4)
         self.stem_index = max((i for i, r in enumerate(reductions) if r == 2), default=None)
         self.block1_channels = channels[self.block1_index]
+        blocks = len(reductions) - self.block1_index  # 4 for a ResNet
+        if not 1 <= contrast_block <= blocks:
+            raise ValueError(f"--contrast_block must be 1 to {blocks} for {backbone!r}, got {contrast_block}")
+        self.contrast_index = self.block1_index + contrast_block - 1
+        self.contrast_stride = reductions[self.contrast_index]
+        self.contrast_channels = channels[self.contrast_index]
         stem_channels = channels[self.stem_index] if self.stem_index is not None else 0
         self.aspp = ASPP(channels[-1], decoder_channels, ASPP_RATES[output_stride])
         self.decoder = DeepSupervisedDecoder(decoder_channels, self.block1_channels, stem_channels, decoder_channels)
@@ -163,4 +175,4 @@ class DeepLabV3PlusNet(nn.Module):
         stem = features[self.stem_index] if self.stem_index is not None else None
         sizes = [(-(-height // s), -(-width // s)) for s in (8, 4, 2)] + [(height, width)]
         logits = self.decoder(self.aspp(features[-1]), block1, stem, sizes)
-        return logits, block1
+        return logits, features[self.contrast_index]

@@ -19,6 +19,7 @@ VISUAL_LOSS_KEYS = ("total", "pc", "ncl", "ncl_pn", "ncl_se_pos", "ncl_se_neg")
 
 
 DEFAULTS = {"patch_space": "pooled", "pivot_input": "mean"}
+PROJECTION_HEADS = ("none", "mlp")
 
 
 def _build(registry, name: str, flag: str, **kwargs):
@@ -54,6 +55,9 @@ class NCL(nn.Module):
         ncl_terms: str = "pn,se_pos,se_neg",
         patch_space: str = "pooled",
         pivot_input: str = "mean",
+        contrast_block: int = 1,
+        projection_head: str = "none",
+        contrast_rampup: int = 0,
         sampler: str = "TriClassPatchSampler",
         contrastive_loss: str = "NCLContrastiveLoss",
         segmentation_loss: str = "PivotConsistentLoss",
@@ -65,26 +69,51 @@ class NCL(nn.Module):
         check_patch_size(patch_size)
         if contrast_weight < 0:
             raise ValueError(f"--contrast_weight must be >= 0, got {contrast_weight}")
+        if projection_head not in PROJECTION_HEADS:
+            raise ValueError(f"--projection_head {projection_head!r}: use {' or '.join(PROJECTION_HEADS)}")
+        if contrast_rampup < 0:
+            raise ValueError(f"--contrast_rampup must be >= 0 training batches, got {contrast_rampup}")
         self.patch_size = patch_size
         self.contrast_weight = contrast_weight
-        self.net = DeepLabV3PlusNet(backbone, output_stride, decoder_channels, head_prior)
+        self.contrast_rampup = contrast_rampup
+        self.net = DeepLabV3PlusNet(backbone, output_stride, decoder_channels, head_prior, contrast_block)
+        stride = self.net.contrast_stride
+        if patch_size % stride:
+            raise ValueError(
+                f"--patch_size {patch_size} must be a multiple of {stride}, the stride of encoder block {contrast_block}"
+            )
         self.segmentation_loss = _build(
             LOSSES, segmentation_loss, "--segmentation_loss", contour_weight=contour_weight, patch_size=patch_size
         )
         self.sampler: Optional[nn.Module] = None
         self.contrastive_loss: Optional[nn.Module] = None
+        self.projection: Optional[nn.Module] = None
         if contrast_weight > 0:
             # The paper's readings (section 8 of the method notes) are options; a registered variant
             # that predates them is handed only what it is asked to change.
             readings = {
                 k: v for k, v in (("patch_space", patch_space), ("pivot_input", pivot_input)) if v != DEFAULTS[k]
             }
-            self.sampler = _build(SAMPLERS, sampler, "--sampler", patch_size=patch_size, **readings)
+            stride_option = {"feature_stride": stride} if stride != 4 else {}
+            self.sampler = _build(SAMPLERS, sampler, "--sampler", patch_size=patch_size, **stride_option, **readings)
+            channels = self.net.contrast_channels
+            # A projection head, used in training only, is the usual remedy when an auxiliary
+            # contrastive loss competes with the main task; the paper draws none.
+            if projection_head == "mlp":
+                self.projection = nn.Sequential(
+                    nn.Conv2d(channels, channels, 1, bias=False),
+                    nn.BatchNorm2d(channels),
+                    nn.ReLU(inplace=True),
+                    nn.Conv2d(channels, channels, 1),
+                )
+            if contrast_rampup:
+                # Training batches seen, for the ramp-up of omega; saved and resumed with the weights.
+                self.register_buffer("contrast_batches", torch.zeros((), dtype=torch.long))
             self.contrastive_loss = _build(
                 LOSSES,
                 contrastive_loss,
                 "--contrastive_loss",
-                channels=self.net.block1_channels,
+                channels=channels,
                 temperature=temperature,
                 max_anchors=max_anchors,
                 terms=ncl_terms,
@@ -94,7 +123,7 @@ class NCL(nn.Module):
             load_pretrained(self, pretrained_path)
 
     def forward(self, image: torch.Tensor, mask: Optional[torch.Tensor] = None, label=None, *args, **kwargs):
-        logits, block1 = self.net(image)
+        logits, contrasted = self.net(image)
         pred_mask = torch.sigmoid(logits[-1].float())
         out = {
             "pred_mask": pred_mask,
@@ -103,21 +132,26 @@ class NCL(nn.Module):
         }
         if mask is None:
             return out
-        losses = self._losses(logits, block1, mask)
+        losses = self._losses(logits, contrasted, mask)
         out["backward_loss"] = losses["total"]
         out["visual_loss"] = {k: v.detach() for k, v in losses.items()}
         return out
 
-    def _losses(self, logits, block1, mask) -> Dict[str, torch.Tensor]:
+    def _losses(self, logits, contrasted, mask) -> Dict[str, torch.Tensor]:
         contrast = self.training and self.contrastive_loss is not None
         classes = classify_patches(mask, self.patch_size) if contrast else None
         pc = self.segmentation_loss(logits, mask, classes)["loss"]
         losses = dict.fromkeys(VISUAL_LOSS_KEYS[2:], pc.new_zeros(()))
+        weight = self.contrast_weight
         if contrast:
-            losses.update(self.contrastive_loss(self.sampler(block1, mask, classes)))
+            features = contrasted if self.projection is None else self.projection(contrasted)
+            losses.update(self.contrastive_loss(self.sampler(features, mask, classes)))
             losses["ncl"] = losses.pop("loss")
+            if self.contrast_rampup:
+                self.contrast_batches += 1
+                weight = weight * min(1.0, self.contrast_batches.item() / self.contrast_rampup)
         losses["pc"] = pc
-        losses["total"] = pc + self.contrast_weight * losses["ncl"]
+        losses["total"] = pc + weight * losses["ncl"]
         return {k: losses[k] for k in VISUAL_LOSS_KEYS}
 
 

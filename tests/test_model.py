@@ -192,3 +192,69 @@ def test_the_paper_readings_reach_the_sampler_and_the_loss_through_the_model_fla
     assert out["visual_loss"]["ncl_se_pos"] > 0 and out["visual_loss"]["ncl_pn"] > 0
     out["backward_loss"].backward()
     assert model.contrastive_loss.branch_tampered.block[0].weight.grad.abs().sum() > 0
+
+
+def small_ncl_with(**options):
+    import torch
+
+    from ncl_plugin import NCL
+
+    torch.manual_seed(0)
+    return NCL(**{"backbone": "resnet18", "patch_size": 16, "output_stride": 16, **options})
+
+
+def two_masks():
+    import torch
+
+    from helpers import rect_mask
+
+    return torch.cat([rect_mask(64, 64, (0, 0, 40, 40)), rect_mask(64, 64, (16, 0, 64, 30))])
+
+
+def test_contrast_block_picks_the_encoder_block_and_its_stride():
+    import torch
+
+    model = small_ncl_with(contrast_block=2)
+    assert model.net.contrast_stride == 8 and model.sampler.feature_stride == 8
+    assert model.contrastive_loss.branch_tampered.block[0].in_channels == 128  # resnet18's block 2
+    _, contrasted = model.net(torch.randn(2, 3, 64, 64))
+    assert contrasted.shape[1:] == (128, 8, 8)
+    out = model(torch.randn(2, 3, 64, 64), two_masks())
+    assert out["visual_loss"]["ncl_pn"] > 0
+    with pytest.raises(ValueError, match="--patch_size 4 must be a multiple of 8, the stride of encoder block 2"):
+        small_ncl_with(contrast_block=2, patch_size=4)
+    with pytest.raises(ValueError, match="--contrast_block must be 1 to 4"):
+        small_ncl_with(contrast_block=5)
+
+
+def test_projection_head_sits_between_the_features_and_the_sampler_in_training_only():
+    import torch
+
+    model = small_ncl_with(projection_head="mlp")
+    out = model(torch.randn(2, 3, 64, 64), two_masks())
+    out["backward_loss"].backward()
+    assert model.projection[0].weight.grad.abs().sum() > 0
+    model.eval()
+    with torch.no_grad():
+        plain = small_ncl_with().eval()
+        plain.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("projection")}, strict=False)
+        image = torch.randn(1, 3, 64, 64)
+        assert torch.equal(model(image)["pred_mask"], plain(image)["pred_mask"])  # inference never sees the head
+
+
+def test_contrast_rampup_grows_omega_linearly_and_resumes_with_the_weights():
+    import torch
+
+    model = small_ncl_with(contrast_rampup=4, contrast_weight=0.5)
+    image, masks = torch.randn(2, 3, 64, 64), two_masks()
+    for seen in (1, 2):
+        losses = model(image, masks)["visual_loss"]
+        expected = losses["pc"] + 0.5 * seen / 4 * losses["ncl"]
+        assert losses["total"].item() == pytest.approx(expected.item(), rel=1e-6)
+    resumed = small_ncl_with(contrast_rampup=4, contrast_weight=0.5)
+    resumed.load_state_dict(model.state_dict())
+    assert resumed.contrast_batches.item() == 2
+    for _ in range(4):
+        losses = resumed(image, masks)["visual_loss"]
+    assert losses["total"].item() == pytest.approx((losses["pc"] + 0.5 * losses["ncl"]).item(), rel=1e-6)  # capped at omega
+    assert "contrast_batches" not in small_ncl_with().state_dict()  # checkpoints without a ramp-up keep their keys
