@@ -46,7 +46,7 @@ def resolve_budget(args) -> None:
 
 
 def run_all(jobs: Sequence[Dict], args) -> List[str]:
-    """Run each job ({'name', 'model', 'flags'}) once per seed, at the budget of add_budget_flags,
+    """Run each job ({'name', 'model', 'flags'}, optionally 'seeds') once per seed, at the budget of add_budget_flags,
     through ncl_plugin's benchmark runner (the recipe `benco bench` gives each zoo model); return
     the run folders."""
     from ncl_plugin import zoo
@@ -64,7 +64,7 @@ def run_all(jobs: Sequence[Dict], args) -> List[str]:
         (recipe,) = zoo.jobs(job["model"], budget, out)
         network = _network(args) if job["model"] in ("ncl", "deeplabv3plus") else []
         flags = [*recipe.flags, *network, *TEST_PERIOD, *job["flags"]]  # the job's own flags last: a variant wins
-        runs += plan([Job(job["name"], job["model"], flags, cost=recipe.cost, env=recipe.env)],
+        runs += plan([Job(job["name"], job["model"], flags, seeds=job.get("seeds"), cost=recipe.cost, env=recipe.env)],
                      parse_seeds(args.seeds), budget.flags(), out)  # fmt: skip
     check_records(runs)
     execute(runs, args.recipe.get("epochs"))
