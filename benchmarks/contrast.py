@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from recipe import VALIDATION_IMAGES, validation_set  # noqa: E402
-from runs import add_budget_flags, compare, resolve_budget, run_all  # noqa: E402
+from runs import add_budget_flags, chosen_variants, compare, resolve_budget, run_all  # noqa: E402
 
 # name -> (model, flags)
 VARIANTS = {
@@ -44,10 +44,7 @@ def main(argv=None):
     if args.data_path:
         parser.error("--data_path: the choices are measured on the validation split")
     resolve_budget(args)
-    names = args.only.split(",") if args.only else list(VARIANTS)
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        parser.error(f"--only: unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    names = chosen_variants(parser, args.only, VARIANTS)
     out = Path(args.out)
     folder = validation_set(out, VALIDATION_IMAGES, args.recipe["image_size"])
     data = ["--data_path", str(folder / "train"), "--test_data_path", str(folder / "val_datasets.json")]

@@ -29,7 +29,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from runs import add_budget_flags, compare, resolve_budget, run_all  # noqa: E402
+from runs import add_budget_flags, chosen_variants, compare, resolve_budget, run_all  # noqa: E402
 
 # name -> (flags, training images (None: all), side the images are generated at (None: the training size))
 VARIANTS = {
@@ -68,10 +68,7 @@ def main(argv=None):
     resolve_budget(args)
     size = args.recipe["image_size"]
     out = Path(args.out)
-    names = args.only.split(",") if args.only else list(VARIANTS)
-    unknown = [n for n in names if n not in VARIANTS]
-    if unknown:
-        parser.error(f"--only: unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    names = chosen_variants(parser, args.only, VARIANTS)
     jobs = []
     for name in names:
         flags, train_images, synthetic_size = VARIANTS[name]

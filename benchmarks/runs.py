@@ -34,6 +34,15 @@ def add_budget_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/accuracy", help="one folder per run; finished runs are not run again")
 
 
+def chosen_variants(parser: argparse.ArgumentParser, only, variants) -> List[str]:
+    """--only as a list of variant names (all of them without it); an unknown name is a usage error."""
+    names = only.split(",") if only else list(variants)
+    unknown = [n for n in names if n not in variants]
+    if unknown:
+        parser.error(f"--only: unknown variant(s) {', '.join(unknown)}; known: {', '.join(variants)}")
+    return names
+
+
 def resolve_budget(args) -> None:
     """args.recipe: the budget every run gets, i.e. the recipe's values with the overrides applied."""
     from ncl_plugin.config import read_config
