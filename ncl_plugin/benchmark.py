@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from . import zoo
 from .checkpoints import INTERRUPTED_NAME
 from .errors import UsageError
 from .terminal import say, warn
@@ -199,3 +200,136 @@ def tables(runs: Sequence[Run], out: Path, name: str = "bench") -> Tuple[str, Li
     compare(paths, "latex", out=str(files[1]), labels=labels, costs=True)
     compare(paths, "csv", out=str(files[2]), labels=labels, costs=True)
     return table, files
+
+
+# ---------------------------------------------------------------- from --models to jobs
+@dataclass
+class Budget:
+    """What every run shares: --config, the overrides, the data, the device."""
+
+    config: str
+    overrides: Dict[str, object]
+    data: List[str]
+    runtime: List[str]
+    values: Dict = field(default_factory=dict)  # the config's values with the overrides applied
+
+    @classmethod
+    def from_flags(cls, args) -> "Budget":
+        from .commands.bench import BUDGET
+        from .config import read_config
+
+        overrides = {k: getattr(args, k) for k in BUDGET if getattr(args, k) is not None}
+        data = []
+        if args.data_path:
+            data = ["--data_path", args.data_path, "--test_data_path", args.test_data_path]
+        for flag in ("synthetic_images", "synthetic_post"):
+            if getattr(args, flag) is not None:
+                data += [f"--{flag}", str(getattr(args, flag))]
+        runtime = [f for flag in ("device", "num_workers") if getattr(args, flag) is not None
+                   for f in (f"--{flag}", str(getattr(args, flag)))]  # fmt: skip
+        values = {"image_size": 512, **read_config(args.config), **overrides}  # 512: benco train's default
+        return cls(args.config, overrides, data, runtime, values)
+
+    @property
+    def size(self) -> int:
+        return int(self.values["image_size"])
+
+    def flags(self) -> List[str]:
+        overrides = [f for k, v in self.overrides.items() for f in (f"--{k}", str(v))]
+        return ["--config", self.config, *overrides, "--metrics", METRICS, *self.data, *self.runtime]
+
+    def describe(self) -> str:
+        v = self.values
+        return (
+            f"--config {self.config} ({_count(v.get('epochs', 200), 'epoch')}, {self.size}x{self.size}, batch "
+            f"{v.get('batch_size', 1)}, blr {v.get('blr', 1e-3)})"
+        )
+
+
+def _count(n, what: str) -> str:
+    return f"{n} {what}" + ("" if int(n) == 1 else "s")
+
+
+def _constructor_defaults(model_class) -> Dict[str, object]:
+    from .config import model_parameters
+
+    return {k: p.default for k, p in model_parameters(model_class).items()}
+
+
+def _flag_text(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def _own_network(name: str, model_class, budget: Budget, set_here: set) -> List[str]:
+    """A config's network keys are NCL's (quickstart's backbone, patch_size): a zoo model that shares
+    a key's name gets its own default back, so that the budget is shared and the network is not."""
+    if name in ("ncl", "deeplabv3plus"):
+        return []
+    flags = []
+    for key, default in _constructor_defaults(model_class).items():
+        if key in budget.values and key not in set_here and default is not None and key != "image_size":
+            flags += [f"--{key}", _flag_text(default)]
+    return flags
+
+
+def parse_spec(text: str) -> Tuple[str, List[str], Optional[List[int]]]:
+    """'ncl:contrast_weight=0:seeds=0;1' -> ('ncl', ['--contrast_weight', '0'], [0, 1])."""
+    name, *pairs = text.split(":")
+    flags, seeds = [], None
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--models {text}: expected NAME:flag=value, got {pair!r}")
+        if key == "seeds":
+            seeds = parse_seeds(value.replace(";", ","), f"--models {text}: seeds")
+        else:
+            flags += [f"--{key}", value]
+    return name, flags, seeds
+
+
+def jobs(models: Optional[str], budget: Budget, out: Path) -> List:
+    """--models as benchmark jobs, every one checked at the budget's size first: one line names
+    every model that cannot run, before anything trains."""
+    from .config import closest
+
+    known = zoo.registry()
+    specs = [s for s in (models or ",".join(zoo.default_models())).split(",") if s.strip()]
+    problems, result, names = [], [], set()
+    for spec in specs:
+        name, flags, seeds = parse_spec(spec.strip())
+        if name not in known:
+            problems.append(f"{name} is not in IMDL-BenCo's MODELS{closest(name, known)}")
+            continue
+        entry = zoo.recipe(name)
+        if entry.status == zoo.CANNOT:
+            problems.append(f"{name} cannot train here: {entry.note}")
+            continue
+        if entry.status == zoo.BROKEN:
+            warn(f"--models {name}: excluded by default, as it {entry.note}")
+        wrong_size = entry.size_error(budget.size)
+        if wrong_size:
+            problems.append(f"{name} {wrong_size}")
+            continue
+        job_name = "-".join([name, *(f"{f[2:]}={v}" for f, v in zip(flags[::2], flags[1::2]))])
+        if job_name in names:
+            problems.append(f"{spec.strip()} is given twice")
+            continue
+        names.add(job_name)
+        own = zoo.recipe_flags(entry, budget.size, out / "weights")
+        set_here = {f[2:] for f in own + flags if f.startswith("--")}
+        label = name + (f" ({', '.join(f[2:] + '=' + v for f, v in zip(flags[::2], flags[1::2]))})" if flags else "")
+        env = zoo.environment(name, out)
+        result.append(
+            Job(
+                job_name,
+                name,
+                [*_own_network(name, known[name], budget, set_here), *own, *flags],
+                seeds,
+                entry.cost,
+                label,
+                env,
+            )  # fmt: skip
+        )
+    if problems:
+        raise UsageError(f"--models at --image_size {budget.size}: " + "; ".join(problems) + " (benco bench --list)")
+    return result

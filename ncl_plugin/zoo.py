@@ -19,8 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Tuple
 
-from .errors import UsageError
-
 TRAINS, BROKEN, CANNOT = "trains", "broken", "cannot"
 
 
@@ -134,6 +132,10 @@ def recipe(name: str) -> Recipe:
     return RECIPES.get(name, Recipe(note="no recipe here: trained with its own defaults (untested)"))
 
 
+def default_models() -> List[str]:
+    return [name for name, entry in RECIPES.items() if entry.status == TRAINS and entry.default]
+
+
 def listing() -> str:
     """`benco bench --list`: every name in MODELS, whether it trains here, and why or how."""
     rows = []
@@ -160,56 +162,6 @@ def listing() -> str:
     return head + "".join(f"{n.ljust(width)}{s.ljust(10)}{note}\n" for n, s, note in rows)
 
 
-# ---------------------------------------------------------------- turning recipes into runs
-@dataclass
-class Budget:
-    """What every run shares: --config, the overrides, the data, the device."""
-
-    config: str
-    overrides: Dict[str, object]
-    data: List[str]
-    runtime: List[str]
-    values: Dict = field(default_factory=dict)  # the config's values with the overrides applied
-
-    @classmethod
-    def from_flags(cls, args) -> "Budget":
-        from .commands.bench import BUDGET
-        from .config import read_config
-
-        overrides = {k: getattr(args, k) for k in BUDGET if getattr(args, k) is not None}
-        data = []
-        if args.data_path:
-            data = ["--data_path", args.data_path, "--test_data_path", args.test_data_path]
-        for flag in ("synthetic_images", "synthetic_post"):
-            if getattr(args, flag) is not None:
-                data += [f"--{flag}", str(getattr(args, flag))]
-        runtime = [f for flag in ("device", "num_workers") if getattr(args, flag) is not None
-                   for f in (f"--{flag}", str(getattr(args, flag)))]  # fmt: skip
-        values = {"image_size": 512, **read_config(args.config), **overrides}  # 512: benco train's default
-        return cls(args.config, overrides, data, runtime, values)
-
-    @property
-    def size(self) -> int:
-        return int(self.values["image_size"])
-
-    def flags(self) -> List[str]:
-        from .benchmark import METRICS
-
-        overrides = [f for k, v in self.overrides.items() for f in (f"--{k}", str(v))]
-        return ["--config", self.config, *overrides, "--metrics", METRICS, *self.data, *self.runtime]
-
-    def describe(self) -> str:
-        v = self.values
-        return (
-            f"--config {self.config} ({_count(v.get('epochs', 200), 'epoch')}, {self.size}x{self.size}, batch "
-            f"{v.get('batch_size', 1)}, blr {v.get('blr', 1e-3)})"
-        )
-
-
-def _count(n, what: str) -> str:
-    return f"{n} {what}" + ("" if int(n) == 1 else "s")
-
-
 def weight_file(folder: Path, content) -> Path:
     """A weight file that loads nothing (or, for a strict loader, random weights), written once."""
     import torch
@@ -222,100 +174,8 @@ def weight_file(folder: Path, content) -> Path:
     return path
 
 
-def _constructor_defaults(model_class) -> Dict[str, object]:
-    from .config import model_parameters
-
-    return {k: p.default for k, p in model_parameters(model_class).items()}
-
-
-def _flag_text(value) -> str:
-    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-
-
-def _own_network(name: str, model_class, budget: Budget, set_here: set) -> List[str]:
-    """A config's network keys are NCL's (quickstart's backbone, patch_size): a zoo model that shares
-    a key's name gets its own default back, so that the budget is shared and the network is not."""
-    if name in ("ncl", "deeplabv3plus"):
-        return []
-    flags = []
-    for key, default in _constructor_defaults(model_class).items():
-        if key in budget.values and key not in set_here and default is not None and key != "image_size":
-            flags += [f"--{key}", _flag_text(default)]
-    return flags
-
-
-def parse_spec(text: str) -> Tuple[str, List[str], Optional[List[int]]]:
-    """'ncl:contrast_weight=0:seeds=0;1' -> ('ncl', ['--contrast_weight', '0'], [0, 1])."""
-    from .benchmark import parse_seeds
-
-    name, *pairs = text.split(":")
-    flags, seeds = [], None
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UsageError(f"--models {text}: expected NAME:flag=value, got {pair!r}")
-        if key == "seeds":
-            seeds = parse_seeds(value.replace(";", ","), f"--models {text}: seeds")
-        else:
-            flags += [f"--{key}", value]
-    return name, flags, seeds
-
-
-def default_models() -> List[str]:
-    return [name for name, entry in RECIPES.items() if entry.status == TRAINS and entry.default]
-
-
-def jobs(models: Optional[str], budget: Budget, out: Path) -> List:
-    """--models as benchmark jobs, every one checked at the budget's size first: one line names
-    every model that cannot run, before anything trains."""
-    from .benchmark import Job
-    from .config import closest
-    from .terminal import warn
-
-    known = registry()
-    specs = [s for s in (models or ",".join(default_models())).split(",") if s.strip()]
-    problems, result, names = [], [], set()
-    for spec in specs:
-        name, flags, seeds = parse_spec(spec.strip())
-        if name not in known:
-            problems.append(f"{name} is not in IMDL-BenCo's MODELS{closest(name, known)}")
-            continue
-        entry = recipe(name)
-        if entry.status == CANNOT:
-            problems.append(f"{name} cannot train here: {entry.note}")
-            continue
-        if entry.status == BROKEN:
-            warn(f"--models {name}: excluded by default, as it {entry.note}")
-        wrong_size = entry.size_error(budget.size)
-        if wrong_size:
-            problems.append(f"{name} {wrong_size}")
-            continue
-        job_name = "-".join([name, *(f"{f[2:]}={v}" for f, v in zip(flags[::2], flags[1::2]))])
-        if job_name in names:
-            problems.append(f"{spec.strip()} is given twice")
-            continue
-        names.add(job_name)
-        recipe_flags = _recipe_flags(entry, budget.size, out / "weights")
-        set_here = {f[2:] for f in recipe_flags + flags if f.startswith("--")}
-        label = name + (f" ({', '.join(f[2:] + '=' + v for f, v in zip(flags[::2], flags[1::2]))})" if flags else "")
-        env = {"TORCH_HOME": str(_seeded_torch_home(out / "weights"))} if entry.private_torch_home else {}
-        result.append(
-            Job(
-                job_name,
-                name,
-                [*_own_network(name, known[name], budget, set_here), *recipe_flags, *flags],
-                seeds,
-                entry.cost,
-                label,
-                env,
-            )  # fmt: skip
-        )
-    if problems:
-        raise UsageError(f"--models at --image_size {budget.size}: " + "; ".join(problems) + " (benco bench --list)")
-    return result
-
-
-def _recipe_flags(entry: Recipe, size: int, weights: Path) -> List[str]:
+def recipe_flags(entry: Recipe, size: int, weights: Path) -> List[str]:
+    """The `benco train` flags of a recipe at ``size``, its files written under ``weights``."""
     flags = [f for key, value in entry.files(weights).items() for f in (f"--{key}", value)]
     for flag in entry.weights:
         flags += [f"--{flag}", str(weight_file(weights, {}))]
@@ -326,7 +186,7 @@ def _recipe_flags(entry: Recipe, size: int, weights: Path) -> List[str]:
     return flags
 
 
-def _seeded_torch_home(weights: Path) -> Path:
+def seeded_torch_home(weights: Path) -> Path:
     """A torch hub cache holding an empty resnet50 file under the name MVSSNet downloads, so that it
     builds offline from random initialisation and the user's own cache is never touched."""
     home = weights / "torch_home"
@@ -397,6 +257,7 @@ def build(name: str, size: int, folder: Path, device: str = "cpu"):
     torch hub cache of its own, TORCH_HOME must be set by the caller (see :func:`environment`)."""
     import torch
 
+    from .benchmark import Budget, jobs
     from .commands import flags as shared
     from .commands import train
     from .runtime import build_model
@@ -412,7 +273,7 @@ def build(name: str, size: int, folder: Path, device: str = "cpu"):
 
 def environment(name: str, folder: Path) -> Dict[str, str]:
     """The environment variables a model's runs get (a torch hub cache of its own, for MVSSNet)."""
-    return {"TORCH_HOME": str(_seeded_torch_home(folder / "weights"))} if recipe(name).private_torch_home else {}
+    return {"TORCH_HOME": str(seeded_torch_home(folder / "weights"))} if recipe(name).private_torch_home else {}
 
 
 def example_batch(size: int, batch: int = 2, edge_mask_width: Optional[int] = None, seed: int = 0) -> Dict:

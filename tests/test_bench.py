@@ -8,6 +8,7 @@ import yaml
 
 from helpers import benco, error_of
 from ncl_plugin import synthetic, zoo
+from ncl_plugin.benchmark import parse_spec
 
 # NCL's network small, one epoch at 64x64: the budget every model of the test shares.
 TINY = {
@@ -94,6 +95,6 @@ def test_list_names_every_registered_model(capsys):
 
 
 def test_model_specs_carry_flags_and_seeds():
-    assert zoo.parse_spec("ncl:contrast_weight=0:seeds=0;2") == ("ncl", ["--contrast_weight", "0"], [0, 2])
+    assert parse_spec("ncl:contrast_weight=0:seeds=0;2") == ("ncl", ["--contrast_weight", "0"], [0, 2])
     with pytest.raises(Exception, match="expected NAME:flag=value"):
-        zoo.parse_spec("ncl:contrast_weight")
+        parse_spec("ncl:contrast_weight")

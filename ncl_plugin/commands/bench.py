@@ -51,7 +51,7 @@ def parser() -> Parser:
 
 def main(argv: List[str]) -> int:
     from .. import zoo
-    from ..benchmark import check_records, execute, parse_seeds, plan, tables
+    from ..benchmark import Budget, check_records, execute, jobs, parse_seeds, plan, tables
     from ..errors import UsageError
     from ..terminal import say, warn
 
@@ -63,8 +63,8 @@ def main(argv: List[str]) -> int:
         raise UsageError("--data_path and --test_data_path go together: give both, or neither for the embedded set")
     seeds = parse_seeds(args.seeds)
     out = Path(args.out)
-    budget = zoo.Budget.from_flags(args)
-    jobs = zoo.jobs(args.models, budget, out)  # every model checked at the budget's size before any trains
+    budget = Budget.from_flags(args)
+    jobs = jobs(args.models, budget, out)  # every model checked at the budget's size before any trains
     runs = plan(jobs, seeds, budget.flags(), out)
     say(
         f"benco bench: {len(jobs)} model(s), {len(runs)} run(s) at {budget.describe()}; "
