@@ -7,6 +7,8 @@ its own); it runs once per seed, each run in ``<out>/<job>-seed<N>`` through
 that was interrupted continues where it stopped, a finished one is kept. Each
 folder records the command it was trained with (``bench.json``), so that a
 second call with another budget does not silently mix two budgets in one table.
+:func:`jobs` turns ``--models`` into jobs: each model's recipe from :mod:`zoo`, its own flags
+(``ncl:contrast_weight=0``), and the shared :class:`Budget`.
 """
 
 import json
