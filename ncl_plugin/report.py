@@ -77,8 +77,8 @@ class Row:
 
 # What a run costs, shown by `benco compare --costs` after the metrics (never in bold: lower is not "best"
 # in the same sense, and the plot leaves them out).
-PARAMETERS, STEP_TIME = "parameters (M)", "s / step"
-COSTS = (PARAMETERS, STEP_TIME)
+RUNS, PARAMETERS, STEP_TIME = "runs", "parameters (M)", "s / step"
+COSTS = (RUNS, PARAMETERS, STEP_TIME)  # runs: how many seeds a row pools (a heavy model may have fewer)
 
 
 def run_costs(summary: Dict, rows: List[Dict]) -> Dict[str, float]:
@@ -208,7 +208,9 @@ def build_table(
     for row in rows:
         line = []
         for test_set, metric in columns:
-            if test_set == COST:
+            if test_set == COST and metric == RUNS:
+                values = [float(len(row.runs))]
+            elif test_set == COST:
                 values = [r.costs[metric] for r in row.runs if metric in r.costs]
             elif test_set == "mean":
                 per_run = []
@@ -251,11 +253,13 @@ def _cell(value: Tuple[Optional[float], Optional[float], int], digits: int = 3, 
 
 
 def _cells(table: "Table", i: int, pm: str = " ± ") -> List[str]:
-    """Row i as printed: metrics to 3 decimals; parameters in millions to 1 decimal, without a
+    """Row i as printed: metrics to 3 decimals; the number of runs; parameters in millions to 1 decimal, without a
     spread (seeds share a network); seconds per step to 3 significant places."""
     texts = []
     for (test_set, metric), value in zip(table.columns, table.cells[i]):
-        if test_set == COST and metric == PARAMETERS:
+        if test_set == COST and metric == RUNS:
+            texts.append(str(int(value[0])))
+        elif test_set == COST and metric == PARAMETERS:
             texts.append("–" if value[0] is None else f"{value[0]:.1f}")
         elif test_set == COST:
             texts.append(_cell(value, digits=3 if value[0] is not None and value[0] < 10 else 1, pm=pm))

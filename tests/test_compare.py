@@ -151,10 +151,10 @@ def test_costs_are_the_median_epoch_and_the_parameters_never_bold(tmp_path, caps
     runs.append(make_run(tmp_path / "seg-s0", "segformer", 0, [(0, m(0.45, 0.7, 0.05, 0.6))]))  # no costs recorded
     assert cli.main(["compare", *map(str, runs), "--metric", "pixel-F1", "--costs"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[2].endswith("| mean pixel-level F1 | parameters (M) | s / step |")
+    assert lines[2].endswith("| mean pixel-level F1 | runs | parameters (M) | s / step |")
     rows = {line.split(" | ")[0][2:]: line for line in lines[4:]}
     # Medians 2.2 and 2.6 s per step -> 2.400 ± 0.283; 12.3 M parameters, no spread, no bold.
-    assert rows["ncl"].endswith("| 12.3 | 2.400 ± 0.283 |")
-    assert rows["segformer"].endswith("| – | – |")
+    assert rows["ncl"].endswith("| 2 | 12.3 | 2.400 ± 0.283 |")
+    assert rows["segformer"].endswith("| 1 | – | – |")
     csv_text = compare(list(map(str, runs)), "csv", metrics=["pixel-F1"], costs=True)
     assert "s / step std" in csv_text.splitlines()[0]
