@@ -13,6 +13,7 @@ second call with another budget does not silently mix two budgets in one table.
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -22,11 +23,12 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from . import zoo
 from .checkpoints import INTERRUPTED_NAME
-from .errors import UsageError
+from .errors import Interrupted, UsageError
 from .terminal import say, warn
 from .training_log import SUMMARY_NAME, read_log
 
 RECORD = "bench.json"
+STOPPED = (128 + signal.SIGINT, 128 + signal.SIGTERM)  # benco train's exit codes after a signal
 OUTPUT = "train.out"
 # The metrics every benchmark run is tested on: the fixed threshold to cite, the best-threshold
 # upper bound, the ranking and the overlap.
@@ -149,6 +151,11 @@ def execute(
         took = time.time() - started
         spent, spent_cost, pending_cost = spent + took, spent_cost + run.job.cost, pending_cost - run.job.cost
         left = f"; about {_minutes(spent / spent_cost * pending_cost)} left" if pending_cost > 0 else ""
+        if code in STOPPED:
+            # benco train saved its resumable state; a benchmark whose run was stopped stops too.
+            raise Interrupted(
+                f"{where} was stopped and saved; run the same command to continue where it stopped", code - 128
+            )
         if code == 0 and run.finished:
             say(f"{where}: {_result_line(run.folder)} in {_minutes(took)}{left}")
             if after_each is not None:
@@ -318,6 +325,8 @@ def jobs(models: Optional[str], budget: Budget, out: Path) -> List:
             continue
         names.add(job_name)
         own = zoo.recipe_flags(entry, budget.size, out / "weights")
+        if entry.lr is not None and not {"lr", "blr"} & set(budget.overrides):
+            own += ["--lr", str(entry.lr)]
         set_here = {f[2:] for f in own + flags if f.startswith("--")}
         label = name + (f" ({', '.join(f[2:] + '=' + v for f, v in zip(flags[::2], flags[1::2]))})" if flags else "")
         env = zoo.environment(name, out)

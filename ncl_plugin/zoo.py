@@ -38,6 +38,9 @@ class Recipe:
     cost: float = 1.0
     private_torch_home: bool = False  # it downloads into torch hub's cache: give it one of its own, pre-seeded
     files: Callable[[Path], Dict[str, str]] = field(default=lambda folder: {})  # flags whose files are made here
+    # An absolute learning rate the model trains at, instead of the budget's, where the budget's
+    # was measured not to train it (unless the user gives --lr or --blr for every run).
+    lr: Optional[float] = None
 
     def size_error(self, size: int) -> Optional[str]:
         """None if the model runs at ``size``; else what it needs, with the legal sizes nearest to it."""
@@ -55,7 +58,9 @@ class Recipe:
 
 def _segformer(prior: str) -> Recipe:
     return Recipe(
-        note=f"SegFormer{prior}; --pretrain_pth_path given an empty weight file (a missing one is an error)",
+        note=f"SegFormer{prior}; --pretrain_pth_path given an empty weight file (a missing one is an error); "
+        "--lr 1e-4, IMDL-BenCo's own: at 1e-3 it does not even memorise one batch (loss stuck near the label prior)",
+        lr=1e-4,
         default=prior in ("", " behind SRM filters"),
         weights=("pretrain_pth_path",),
         multiple=32,

@@ -98,3 +98,34 @@ def test_model_specs_carry_flags_and_seeds():
     assert parse_spec("ncl:contrast_weight=0:seeds=0;2") == ("ncl", ["--contrast_weight", "0"], [0, 2])
     with pytest.raises(Exception, match="expected NAME:flag=value"):
         parse_spec("ncl:contrast_weight")
+
+
+def test_a_run_stopped_by_a_signal_stops_the_benchmark(tmp_path, monkeypatch):
+    """Not the next run: the stopped one resumes when the same command runs again."""
+    import signal
+
+    from ncl_plugin import benchmark
+    from ncl_plugin.errors import Interrupted
+
+    runs = benchmark.plan([benchmark.Job("a", "ncl"), benchmark.Job("b", "ncl")], [0], [], tmp_path)
+    started = []
+
+    def stopped(command, run, epochs, poll):
+        started.append(run.job.name)
+        return 128 + signal.SIGTERM
+
+    monkeypatch.setattr(benchmark, "_train", stopped)
+    with pytest.raises(Interrupted, match=r"\[1/2\] a, seed 0 was stopped and saved; run the same command"):
+        benchmark.execute(runs)
+    assert started == ["a"]
+
+
+def test_a_recipe_learning_rate_yields_to_one_given_for_every_run():
+    from ncl_plugin.benchmark import Budget, jobs
+
+    def flags(overrides):
+        (job,) = jobs("segformer", Budget("quickstart", overrides, [], [], {"image_size": 128}), Path("/tmp/lr"))
+        return job.flags
+
+    assert flags({})[-2:] == ["--lr", "0.0001"]  # IMDL-BenCo's own: it does not train at the quickstart's 1e-3
+    assert "--lr" not in flags({"blr": 0.01}) and "--lr" not in flags({"lr": 5e-4})
