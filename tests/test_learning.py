@@ -93,3 +93,23 @@ def test_short_quickstart_run_beats_a_hand_made_trace_detector(tmp_path):
     print(f"test pixel AUC {metrics['pixel-level AUC']:.3f} (hand-made residual {baseline:.3f}), F1 {metrics['pixel-level F1']:.3f}")
     assert metrics["pixel-level AUC"] > baseline + AUC_MARGIN, (metrics, baseline)
     assert metrics["pixel-level F1"] > 0.2, metrics
+
+
+def test_segformer_memorises_one_fixed_batch_at_its_recipe_learning_rate(batch, tmp_path):
+    """benco bench trains IMDL-BenCo's segformer at its recipe's lr (1e-4): it must memorise there."""
+    from ncl_plugin import zoo
+
+    images, masks = batch
+    torch.manual_seed(0)
+    model, _ = zoo.build("segformer", SIZE, tmp_path)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=zoo.recipe("segformer").lr)
+    for _ in range(STEPS):
+        out = model(image=images, mask=masks)
+        optimizer.zero_grad()
+        out["backward_loss"].backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        f1 = pixel_f1(model(image=images, mask=masks)["pred_mask"], masks)
+    assert f1 >= F1_BAR, f1
