@@ -59,7 +59,7 @@ class Recipe:
 def _segformer(prior: str) -> Recipe:
     return Recipe(
         note=f"SegFormer{prior}; --pretrain_pth_path given an empty weight file (a missing one is an error); "
-        "--lr 1e-4, IMDL-BenCo's own: at 1e-3 it does not even memorise one batch (loss stuck near the label prior)",
+        "--lr 1e-4, IMDL-BenCo's own: at 1e-3 it does not even memorise one batch",
         lr=1e-4,
         default=prior in ("", " behind SRM filters"),
         weights=("pretrain_pth_path",),
