@@ -58,7 +58,8 @@ def run_all(jobs: Sequence[Dict], args) -> List[str]:
     """Run each job ({'name', 'model', 'flags'}, optionally 'seeds') once per seed, at the budget of add_budget_flags,
     through ncl_plugin's benchmark runner (the recipe `benco bench` gives each zoo model); return
     the run folders."""
-    from ncl_plugin.benchmark import Budget, Job, check_records, execute, jobs, parse_seeds, plan
+    from ncl_plugin.benchmark import Budget, Job, check_records, execute, parse_seeds, plan
+    from ncl_plugin.benchmark import jobs as model_jobs
 
     out = Path(args.out)
     data = ["--data_path", args.data_path, "--test_data_path", args.test_data_path] if args.data_path else []
@@ -69,7 +70,7 @@ def run_all(jobs: Sequence[Dict], args) -> List[str]:
     budget = Budget(args.config, overrides, data, runtime, args.recipe)
     runs = []
     for job in jobs:
-        (recipe,) = jobs(job["model"], budget, out)
+        (recipe,) = model_jobs(job["model"], budget, out)
         network = _network(args) if job["model"] in ("ncl", "deeplabv3plus") else []
         flags = [*recipe.flags, *network, *TEST_PERIOD, *job["flags"]]  # the job's own flags last: a variant wins
         runs += plan([Job(job["name"], job["model"], flags, seeds=job.get("seeds"), cost=recipe.cost, env=recipe.env)],
