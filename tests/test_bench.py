@@ -129,3 +129,28 @@ def test_a_recipe_learning_rate_yields_to_one_given_for_every_run():
 
     assert flags({})[-2:] == ["--lr", "0.0001"]  # IMDL-BenCo's own: it does not train at the quickstart's 1e-3
     assert "--lr" not in flags({"blr": 0.01}) and "--lr" not in flags({"lr": 5e-4})
+
+
+def test_the_benchmark_harnesses_plan_their_jobs_with_the_zoo_recipes(tmp_path, monkeypatch):
+    """benchmarks/runs.py (accuracy, ablation, recipe, contrast, data_efficiency) on the same runner."""
+    import argparse
+    import sys
+
+    from ncl_plugin import benchmark
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    import runs as harness
+
+    planned = []
+    monkeypatch.setattr(benchmark, "execute", lambda runs, epochs=None, **kw: planned.extend(runs) or [])
+    parser = argparse.ArgumentParser()
+    harness.add_budget_flags(parser)
+    args = parser.parse_args(["--seeds", "0,1", "--out", str(tmp_path)])
+    harness.resolve_budget(args)
+    jobs = [{"name": "pc-only", "model": "ncl", "flags": ["--contrast_weight", "0"]},
+            {"name": "seg", "model": "segformer", "flags": [], "seeds": [3]}]
+    folders = harness.run_all(jobs, args)
+    assert [Path(f).name for f in folders] == ["pc-only-seed0", "pc-only-seed1", "seg-seed3"]
+    segformer = planned[-1].command
+    assert "--pretrain_pth_path" in segformer and segformer[-2:] == ["--test_period", "1"]
+    assert planned[0].command[-2:] == ["--contrast_weight", "0"]  # the job's own flags last
