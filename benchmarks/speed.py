@@ -298,9 +298,9 @@ def sampler_curve(args, grids):
 def _empty_weights():
     import tempfile
 
-    from ncl_plugin.zoo import weight_file
+    from ncl_plugin.zoo import empty_weight_file
 
-    return str(weight_file(Path(tempfile.gettempdir()) / "ncl_speed", {}))
+    return str(empty_weight_file(Path(tempfile.gettempdir()) / "ncl_speed"))
 
 
 def print_table(title, header, rows):

@@ -167,15 +167,15 @@ def listing() -> str:
     return head + "".join(f"{n.ljust(width)}{s.ljust(10)}{note}\n" for n, s, note in rows)
 
 
-def weight_file(folder: Path, content) -> Path:
-    """A weight file that loads nothing (or, for a strict loader, random weights), written once."""
+def empty_weight_file(folder: Path) -> Path:
+    """A weight file holding an empty state dict, written once: a model that insists on loading one
+    (non-strictly) starts from random initialisation."""
     import torch
 
-    key = "empty" if not content else "_".join(sorted(content))[:40]
-    path = folder / f"random_init_{key}.pth"
+    path = folder / "random_init_empty.pth"
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        torch.save(content, path)
+        torch.save({}, path)
     return path
 
 
@@ -183,7 +183,7 @@ def recipe_flags(entry: Recipe, size: int, weights: Path) -> List[str]:
     """The `benco train` flags of a recipe at ``size``, its files written under ``weights``."""
     flags = [f for key, value in entry.files(weights).items() for f in (f"--{key}", value)]
     for flag in entry.weights:
-        flags += [f"--{flag}", str(weight_file(weights, {}))]
+        flags += [f"--{flag}", str(empty_weight_file(weights))]
     for key, value in [*entry.flags, *entry.sized(size).items()]:
         flags += [f"--{key}", value]
     if entry.edge_mask_width:
