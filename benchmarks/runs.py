@@ -1,5 +1,6 @@
 """Launching `benco train` runs at an equal budget, resumable, for the accuracy and ablation harnesses."""
 import argparse
+import sys
 from pathlib import Path
 from typing import Dict, List, Sequence
 
@@ -60,6 +61,7 @@ def run_all(jobs: Sequence[Dict], args) -> List[str]:
     the run folders."""
     from ncl_plugin.benchmark import Budget, Job, check_records, execute, parse_seeds, plan
     from ncl_plugin.benchmark import jobs as model_jobs
+    from ncl_plugin.errors import ReportedError
 
     out = Path(args.out)
     data = ["--data_path", args.data_path, "--test_data_path", args.test_data_path] if args.data_path else []
@@ -75,8 +77,12 @@ def run_all(jobs: Sequence[Dict], args) -> List[str]:
         flags = [*recipe.flags, *network, *TEST_PERIOD, *job["flags"]]  # the job's own flags last: a variant wins
         runs += plan([Job(job["name"], job["model"], flags, seeds=job.get("seeds"), cost=recipe.cost, env=recipe.env)],
                      parse_seeds(args.seeds), budget.flags(), out)  # fmt: skip
-    check_records(runs)
-    execute(runs, args.recipe.get("epochs"))
+    try:
+        check_records(runs)
+        execute(runs, args.recipe.get("epochs"))
+    except ReportedError as err:  # a stopped run or a folder of another budget: one line, as benco's commands say it
+        print(f"{Path(sys.argv[0]).name}: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
     return [str(r.folder) for r in runs]
 
 

@@ -29,7 +29,7 @@ def common(parser: argparse.ArgumentParser) -> None:
         "--num_workers",
         default=None,
         type=int,
-        help="data-loading processes per training process (default: half the cores, 1 to 8)",
+        help="data-loading processes per training process (default: none on 2 cores or fewer, else half the cores, at most 8)",
     )
     parser.add_argument("--pin_mem", action="store_true", help="pin loader memory (CUDA only)")
     parser.add_argument("--no_pin_mem", action="store_false", dest="pin_mem")
