@@ -11,13 +11,16 @@ every larger one), all scored on the same test set (the test photographs' manipu
 Every run takes the quickstart's 900 optimiser steps of batch 8, whatever the set's size:
 epochs, warm-up and test period scale with 800 / size. Seeds: 3 at 50 and 100 images, 2 above.
 About 6 minutes a run on 2 CPU cores, 36 runs a set; finished runs are kept, so the command can be
-stopped and run again. Writes the table (`results.md`, `.tex`, `.csv`) and `curve.png`: pixel-F1
-and AUC against the training-set size, one line per model, mean and min-max over seeds.
+stopped and run again. Writes benco compare's table (`results.md`, `.tex`, `.csv`), `curve.md` (per
+size: each model's pixel-F1 and AUC, mean ± standard deviation over seeds, and NCL's F1 lead over
+the other two) and `curve.png`: pixel-F1 and AUC against the training-set size, one line per
+model, mean and min-max over seeds.
 """
 import argparse
 import json
 import math
 import random
+import statistics
 import sys
 from pathlib import Path
 
@@ -53,13 +56,9 @@ def subsets(folder: Path, sizes, out: Path):
     return lists
 
 
-def curve(folders, out: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    points = {}
+def points(folders):
+    """{model: {size: [(F1, AUC) per finished seed]}} from the run folders (n<size>-<model>-seed<N>)."""
+    found = {}
     for folder in map(Path, folders):
         summary = folder / "summary.json"
         if not summary.exists():
@@ -67,10 +66,47 @@ def curve(folders, out: Path) -> None:
         size, model = folder.name.split("-", 1)
         model = model.rsplit("-seed", 1)[0]
         means = json.loads(summary.read_text())["best_mean"]
-        points.setdefault(model, {}).setdefault(int(size[1:]), []).append(
+        found.setdefault(model, {}).setdefault(int(size[1:]), []).append(
             (means["pixel-level F1"], means["pixel-level AUC"]))
+    return found
+
+
+def _mean_std(values):
+    mean = statistics.fmean(values)
+    return f"{mean:.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{mean:.3f}"
+
+
+def summary_table(found) -> str:
+    """Markdown: one row per training-set size; per model pixel-F1 and AUC, mean ± standard deviation over
+    seeds (as benco compare), and NCL's F1 lead over each of its two references."""
+    models = list(found)
+    sizes = sorted({s for by_size in found.values() for s in by_size})
+    lead = [m for m in models if m != "ncl"] if "ncl" in found else []
+    header = ["training images", "seeds", *(f"{m} F1" for m in models), *(f"{m} AUC" for m in models),
+              *(f"ncl − {m} F1" for m in lead)]
+    rows = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |"]
+    for size in sizes:
+        runs = {m: found[m].get(size, []) for m in models}
+        seeds = "/".join(str(len(runs[m])) for m in models)
+        cells = [str(size), seeds]
+        for k in (0, 1):
+            cells += [_mean_std([v[k] for v in runs[m]]) if runs[m] else "–" for m in models]
+        for m in lead:
+            both = runs["ncl"] and runs[m]
+            cells.append(f"{statistics.fmean(v[0] for v in runs['ncl']) - statistics.fmean(v[0] for v in runs[m]):+.3f}"
+                         if both else "–")
+        rows.append("| " + " | ".join(cells) + " |")
+    return "\n".join(rows)
+
+
+def curve(found, out: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for model, by_size in points.items():
+    for model, by_size in found.items():
         sizes = sorted(by_size)
         for k, (axis, metric) in enumerate(zip(axes, ("pixel-F1 (0.5)", "pixel AUC"))):
             values = [[v[k] for v in by_size[s]] for s in sizes]
@@ -123,8 +159,11 @@ def main(argv=None):
     folders = run_all(jobs, args)
     compare(folders, str(out), f"Equal steps, {args.sizes} training images" + (f", post {args.post}" if args.post else ""),
             by_job=True)
-    curve(folders, out)
-    print(f"Wrote {out / 'curve.png'}")
+    found = points(folders)
+    table = summary_table(found)
+    (out / "curve.md").write_text(table + "\n")
+    curve(found, out)
+    print(f"\n{table}\nWrote {out / 'curve.md'} and {out / 'curve.png'}")
 
 
 if __name__ == "__main__":

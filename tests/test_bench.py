@@ -154,3 +154,57 @@ def test_the_benchmark_harnesses_plan_their_jobs_with_the_zoo_recipes(tmp_path, 
     segformer = planned[-1].command
     assert "--pretrain_pth_path" in segformer and segformer[-2:] == ["--test_period", "1"]
     assert planned[0].command[-2:] == ["--contrast_weight", "0"]  # the job's own flags last
+
+
+def _harness(name):
+    import importlib
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    return importlib.import_module(name)
+
+
+def test_the_curve_summarises_seeds_per_size_and_ncls_lead(tmp_path):
+    """data_efficiency.py's table: per size, mean ± sample std over the finished seeds, and NCL's F1
+    minus each reference's; a run without summary.json is left out."""
+    curve = _harness("data_efficiency")
+    results = {("n50-ncl", 0): (0.5, 0.9), ("n50-ncl", 1): (0.7, 0.8), ("n50-deeplabv3plus", 0): (0.4, 0.95),
+               ("n100-ncl", 0): (0.8, 0.97), ("n100-deeplabv3plus", 0): (0.9, 0.99)}
+    folders = []
+    for (job, seed), (f1, auc) in results.items():
+        folder = tmp_path / f"{job}-seed{seed}"
+        folder.mkdir()
+        (folder / "summary.json").write_text(json.dumps({"best_mean": {"pixel-level F1": f1, "pixel-level AUC": auc}}))
+        folders.append(folder)
+    (tmp_path / "n100-ncl-seed1").mkdir()  # unfinished
+    found = curve.points(folders + [tmp_path / "n100-ncl-seed1"])
+    assert found["ncl"][50] == [(0.5, 0.9), (0.7, 0.8)] and len(found["ncl"][100]) == 1
+    rows = curve.summary_table(found).splitlines()
+    assert rows[0].split(" | ")[-1] == "ncl − deeplabv3plus F1 |"
+    fifty = [c.strip() for c in rows[2].strip("|").split("|")]
+    assert fifty[:4] == ["50", "2/1", "0.600 ± 0.141", "0.400"]
+    assert fifty[-1] == "+0.200"
+    assert rows[3].strip("|").split("|")[-1].strip() == "-0.100"
+
+
+def test_a_harness_stopped_mid_run_says_so_in_one_line(tmp_path, monkeypatch, capsys):
+    import argparse
+
+    from ncl_plugin import benchmark
+    from ncl_plugin.errors import Interrupted
+
+    harness = _harness("runs")
+
+    def stopped(runs, epochs=None, **kw):
+        raise Interrupted("[1/2] pc-only, seed 0 was stopped and saved; run the same command to continue", 2)
+
+    monkeypatch.setattr(benchmark, "execute", stopped)
+    parser = argparse.ArgumentParser()
+    harness.add_budget_flags(parser)
+    args = parser.parse_args(["--seeds", "0", "--out", str(tmp_path)])
+    harness.resolve_budget(args)
+    with pytest.raises(SystemExit) as stop:
+        harness.run_all([{"name": "pc-only", "model": "ncl", "flags": []}], args)
+    assert stop.value.code == 130
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "run the same command to continue" in err
