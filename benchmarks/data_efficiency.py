@@ -79,7 +79,7 @@ def _mean_std(values):
 def summary_table(found) -> str:
     """Markdown: one row per training-set size; per model pixel-F1 and AUC, mean ± standard deviation over
     seeds (as benco compare), and NCL's F1 lead over each of its two references."""
-    models = list(found)
+    models = sorted(found, key=lambda m: list(MODELS).index(m) if m in MODELS else len(MODELS))  # the harness's order
     sizes = sorted({s for by_size in found.values() for s in by_size})
     lead = [m for m in models if m != "ncl"] if "ncl" in found else []
     header = ["training images", "seeds", *(f"{m} F1" for m in models), *(f"{m} AUC" for m in models),
