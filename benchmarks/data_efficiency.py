@@ -3,13 +3,14 @@
     python benchmarks/data_efficiency.py --out runs/data-efficiency                 # the embedded set
     python benchmarks/data_efficiency.py --out runs/data-efficiency-post --post jpeg:60-95,resize:0.5-0.9
     python benchmarks/data_efficiency.py --sizes 50,100 --models ncl,deeplabv3plus  # a part of it
+    python benchmarks/data_efficiency.py --seeds 0                                   # seed 0 of every point first
 
 NCL, the pivot-consistent loss alone (`ncl:contrast_weight=0`) and its network with plain BCE
 (`deeplabv3plus`) train on the first 50, 100, 200, 400 and 800 training images of the embedded set
 (a fixed random order of the 800 built from the training photographs: each smaller set is part of
 every larger one), all scored on the same test set (the test photographs' manipulated images).
 Every run takes the quickstart's 900 optimiser steps of batch 8, whatever the set's size:
-epochs, warm-up and test period scale with 800 / size. Seeds: 3 at 50 and 100 images, 2 above.
+epochs, warm-up and test period scale with 800 / size. Seeds: 3 at 50 and 100 images, 2 above (`--seeds`: those at every size).
 About 6 minutes a run on 2 CPU cores, 36 runs a set; finished runs are kept, so the command can be
 stopped and run again. Writes benco compare's table (`results.md`, `.tex`, `.csv`), `curve.md` (per
 size: each model's pixel-F1 and AUC, mean ± standard deviation over seeds, and NCL's F1 lead over
@@ -130,10 +131,13 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
     parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--no_train", action="store_true", help="tabulate the finished runs only; train nothing")
     parser.add_argument("--post", default="", help="the embedded set post-processed, as `benco synth --post`")
     add_budget_flags(parser)
-    parser.set_defaults(out="runs/data-efficiency")
+    parser.set_defaults(out="runs/data-efficiency", seeds=None)
     args = parser.parse_args(argv)
+    given = [int(x) for x in args.seeds.split(",")] if args.seeds else None  # a part of the grid, e.g. seed 0 first
+    args.seeds = args.seeds or "0"  # every job below names its own seeds
     if args.data_path:
         parser.error("--data_path: the curve is drawn on the embedded set (--post for a harder variant)")
     resolve_budget(args)
@@ -152,11 +156,14 @@ def main(argv=None):
         for label in args.models.split(","):
             model, flags = MODELS[label]
             jobs.append({
-                "name": f"n{size}-{label}", "model": model, "seeds": [0, 1, 2] if size <= 100 else [0, 1],
+                "name": f"n{size}-{label}", "model": model, "seeds": given or ([0, 1, 2] if size <= 100 else [0, 1]),
                 "flags": ["--data_path", str(lists[size]), *test, "--epochs", str(epochs),
                           "--warmup_epochs", str(warmup), *flags, "--test_period", str(period)],
             })
-    folders = run_all(jobs, args)
+    if args.no_train:
+        folders = [str(out / f"{job['name']}-seed{seed}") for job in jobs for seed in job["seeds"]]
+    else:
+        folders = run_all(jobs, args)
     compare(folders, str(out), f"Equal steps, {args.sizes} training images" + (f", post {args.post}" if args.post else ""),
             by_job=True)
     found = points(folders)
