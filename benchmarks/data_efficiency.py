@@ -105,6 +105,7 @@ def curve(found, out: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
     for model, by_size in found.items():
@@ -116,6 +117,7 @@ def curve(found, out: Path) -> None:
             high = [max(v) - m for m, v in zip(mean, values)]
             axis.errorbar(sizes, mean, yerr=[low, high], marker="o", capsize=3, label=model)
             axis.set_xscale("log")
+            axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # only the sizes measured are ticked
             axis.set_xticks(sizes)
             axis.set_xticklabels(map(str, sizes))
             axis.set_xlabel("training images")
