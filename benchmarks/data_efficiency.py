@@ -163,7 +163,9 @@ def main(argv=None):
                           "--warmup_epochs", str(warmup), *flags, "--test_period", str(period)],
             })
     if args.no_train:
-        folders = [str(out / f"{job['name']}-seed{seed}") for job in jobs for seed in job["seeds"]]
+        from ncl_plugin.benchmark import Job, plan  # the runner's folder names, without training
+
+        folders = [str(r.folder) for r in plan([Job(j["name"], j["model"], seeds=j["seeds"]) for j in jobs], [], [], out)]
     else:
         folders = run_all(jobs, args)
     compare(folders, str(out), f"Equal steps, {args.sizes} training images" + (f", post {args.post}" if args.post else ""),

@@ -18,6 +18,7 @@ setting per regime.
 """
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -68,8 +69,6 @@ def main(argv=None):
                 results.setdefault(regime, {}).setdefault(w, []).append(figures)
                 print(f"  {regime}, --num_workers {w}: {figures['step']:.3f} s/step, {figures['epoch']:.1f} s/epoch, "
                       f"{figures['wall']:.0f} s in all", flush=True)  # fmt: skip
-    import os
-
     print(f"\nbenco train --config quickstart, one process, {os.cpu_count()} cores; medians of {args.repeats} runs")
     print(f"{'regime':>7} {'workers':>8} {'s/step':>8} {'s/epoch':>8} {'epoch ratio':>12}")
     fastest = {}
