@@ -48,6 +48,23 @@ def test_packaged_configs_are_found_by_name():
     assert model_args.backbone == "resnet101" and model_args.output_stride == 8 and args.image_size == 512
 
 
+def test_the_quickstart_trains_channels_last_unless_told_not_to():
+    import torch
+
+    from ncl_plugin.runtime import build_model
+
+    layouts = {}
+    for extra in ([], ["--no_channels_last"]):
+        args, model_args, model_class = parse_train(["--config", "quickstart", *extra])
+        args.distributed = False
+        model, _ = build_model(model_class, args, model_args, torch.device("cpu"))
+        stem = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d)).weight
+        layouts[bool(extra)] = (args.channels_last, stem.is_contiguous(memory_format=torch.channels_last), stem.is_contiguous())
+    assert layouts[False] == (True, True, False)  # configs/quickstart.yaml: channels_last: true
+    assert layouts[True] == (False, False, True)  # the flag wins over the file
+    assert parse_train(["--model", "ncl"])[0].channels_last is False  # elsewhere the default stays off
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [
