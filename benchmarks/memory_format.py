@@ -1,7 +1,7 @@
 """Whether the CPU quickstart should train in the channels-last memory format: seconds per training
 step and per epoch with --no_channels_last and --channels_last, measured side by side in one run.
 
-    python benchmarks/memory_format.py                        # about 4 minutes on 2 cores
+    python benchmarks/memory_format.py                        # about 3 minutes on 2 cores
     python benchmarks/memory_format.py --repeats 3 --regimes full,small
 
 Each measurement is one real `benco train --config quickstart` (NCL) of one epoch of the
