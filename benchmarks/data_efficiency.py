@@ -11,7 +11,7 @@ NCL, the pivot-consistent loss alone (`ncl:contrast_weight=0`) and its network w
 every larger one), all scored on the same test set (the test photographs' manipulated images).
 Every run takes the quickstart's 900 optimiser steps of batch 8, whatever the set's size:
 epochs, warm-up and test period scale with 800 / size. Seeds: 3 at 50 and 100 images, 2 above (`--seeds`: those at every size).
-About 6 minutes a run on 2 CPU cores, 36 runs a set; finished runs are kept, so the command can be
+About 4 to 6 minutes a run on 2 CPU cores, 36 runs a set; finished runs are kept, so the command can be
 stopped and run again. Writes benco compare's table (`results.md`, `.tex`, `.csv`), `curve.md` (per
 size: each model's pixel-F1 and AUC, mean ± standard deviation over seeds, and NCL's F1 lead over
 the other two) and `curve.png`: pixel-F1 and AUC against the training-set size, one line per
