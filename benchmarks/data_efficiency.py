@@ -100,7 +100,7 @@ def summary_table(found) -> str:
     return "\n".join(rows)
 
 
-def curve(found, out: Path) -> None:
+def curve(found, out: Path, post: str = "") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,7 +123,8 @@ def curve(found, out: Path) -> None:
             axis.set_xlabel("training images")
             axis.set_ylabel(metric)
     axes[0].legend(fontsize=8)
-    figure.suptitle("Equal optimiser steps (900 of batch 8); mean, min-max over seeds", fontsize=9)
+    variant = f"the embedded set post-processed ({post})" if post else "the embedded set"
+    figure.suptitle(f"{variant}; equal optimiser steps (900 of batch 8); mean, min-max over seeds", fontsize=9)
     figure.tight_layout()
     figure.savefig(out / "curve.png", dpi=120)
     plt.close(figure)
@@ -173,7 +174,7 @@ def main(argv=None):
     found = points(folders)
     table = summary_table(found)
     (out / "curve.md").write_text(table + "\n")
-    curve(found, out)
+    curve(found, out, args.post)
     print(f"\n{table}\nWrote {out / 'curve.md'} and {out / 'curve.png'}")
 
 
