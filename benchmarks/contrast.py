@@ -2,6 +2,7 @@
 
     python benchmarks/contrast.py --out runs/contrast                   # every variant, seed 0 (about 2 hours on 2 cores)
     python benchmarks/contrast.py --only omega=0.1,projection=mlp --seeds 0,1
+    python benchmarks/contrast.py --out runs/contrast --no_train      # the table of every finished run, all seeds
 
 Every run is `benco train --config quickstart` on the validation split of benchmarks/recipe.py
 (a synthetic set built from the training photographs only, scored on four of them held out):
@@ -38,6 +39,8 @@ VARIANTS = {
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=None, help="comma list of variant names")
+    parser.add_argument("--no_train", action="store_true",
+                        help="tabulate every finished run in --out (each variant over the seeds it has); train nothing")
     add_budget_flags(parser)
     parser.set_defaults(seeds="0", out="runs/contrast")
     args = parser.parse_args(argv)
@@ -46,6 +49,12 @@ def main(argv=None):
     resolve_budget(args)
     names = chosen_variants(parser, args.only, VARIANTS)
     out = Path(args.out)
+    if args.no_train:  # variants may have different seeds finished: each row is the mean over its own
+        folders = [str(f.parent) for n in names for f in sorted(out.glob(f"{n}-seed*/summary.json"))]
+        if not folders:
+            raise SystemExit(f"--no_train: no finished run in {out}")
+        compare(folders, str(out), "NCL's contrastive settings on the validation split", by_job=True)
+        return
     folder = validation_set(out, VALIDATION_IMAGES, args.recipe["image_size"])
     data = ["--data_path", str(folder / "train"), "--test_data_path", str(folder / "val_datasets.json")]
     jobs = [{"name": n, "model": VARIANTS[n][0], "flags": [*data, *VARIANTS[n][1]]} for n in names]
