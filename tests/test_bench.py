@@ -187,6 +187,24 @@ def test_the_curve_summarises_seeds_per_size_and_ncls_lead(tmp_path):
     assert rows[3].strip("|").split("|")[-1].strip() == "-0.100"
 
 
+def test_the_sweep_tabulates_each_setting_over_its_own_finished_seeds(tmp_path, monkeypatch):
+    """contrast.py --no_train: every finished run of the chosen settings, in the sweep's order, each
+    with the seeds it has; unfinished runs and other folders are left out, and nothing trains."""
+    sweep = _harness("contrast")
+    for name in ("omega=0.05-seed1", "ncl-seed1", "ncl-seed0", "pc-only-seed0", "block=2-seed0"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text("{}")
+    (tmp_path / "pc-only-seed1").mkdir()  # unfinished
+    (tmp_path / "validation-128").mkdir()
+    tabled = []
+    monkeypatch.setattr(sweep, "compare", lambda folders, out, title, by_job: tabled.append(folders))
+    monkeypatch.setattr(sweep, "run_all", lambda *a: pytest.fail("--no_train trained"))
+    sweep.main(["--out", str(tmp_path), "--no_train", "--only", "ncl,pc-only,omega=0.05"])
+    assert [Path(f).name for f in tabled[0]] == ["ncl-seed0", "ncl-seed1", "pc-only-seed0", "omega=0.05-seed1"]
+    with pytest.raises(SystemExit, match="no finished run"):
+        sweep.main(["--out", str(tmp_path / "empty"), "--no_train"])
+
+
 def test_a_harness_stopped_mid_run_says_so_in_one_line(tmp_path, monkeypatch, capsys):
     import argparse
 
