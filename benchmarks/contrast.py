@@ -50,7 +50,9 @@ def main(argv=None):
     names = chosen_variants(parser, args.only, VARIANTS)
     out = Path(args.out)
     if args.no_train:  # variants may have different seeds finished: each row is the mean over its own
-        folders = [str(f.parent) for n in names for f in sorted(out.glob(f"{n}-seed*/summary.json"))]
+        from ncl_plugin.benchmark import finished_runs
+
+        folders = [str(f) for n in names for f in finished_runs(out, n)]
         if not folders:
             raise SystemExit(f"--no_train: no finished run in {out}")
         compare(folders, str(out), "NCL's contrastive settings on the validation split", by_job=True)

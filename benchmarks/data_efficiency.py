@@ -28,6 +28,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from runs import add_budget_flags, compare, resolve_budget, run_all  # noqa: E402
 
+from ncl_plugin.benchmark import SEED_MARK  # noqa: E402
+
 SIZES = (50, 100, 200, 400, 800)
 MODELS = {"ncl": ("ncl", []), "ncl:contrast_weight=0": ("ncl", ["--contrast_weight", "0"]), "deeplabv3plus": ("deeplabv3plus", [])}
 STEPS, BATCH, FULL = 900, 8, 800  # the quickstart: 9 epochs of 800 images, warm-up 1, test period 3
@@ -65,7 +67,7 @@ def points(folders):
         if not summary.exists():
             continue
         size, model = folder.name.split("-", 1)
-        model = model.rsplit("-seed", 1)[0]
+        model = model.rsplit(SEED_MARK, 1)[0]
         means = json.loads(summary.read_text())["best_mean"]
         found.setdefault(model, {}).setdefault(int(size[1:]), []).append(
             (means["pixel-level F1"], means["pixel-level AUC"]))

@@ -11,6 +11,7 @@ second call with another budget does not silently mix two budgets in one table.
 (``ncl:contrast_weight=0``), and the shared :class:`Budget`.
 """
 
+import glob
 import json
 import os
 import signal
@@ -26,6 +27,8 @@ from .checkpoints import INTERRUPTED_NAME
 from .errors import Interrupted, UsageError
 from .terminal import say, warn
 from .training_log import SUMMARY_NAME, read_log
+
+SEED_MARK = "-seed"  # a run's folder: <job name>-seed<N>
 
 RECORD = "bench.json"
 STOPPED = (128 + signal.SIGINT, 128 + signal.SIGTERM)  # benco train's exit codes after a signal
@@ -70,13 +73,29 @@ def parse_seeds(text: str, flag: str = "--seeds") -> List[int]:
     return seeds
 
 
+def run_folder(out: Path, name: str, seed: int) -> Path:
+    """Where the run of job ``name`` at ``seed`` lives: the one place that names run folders."""
+    return out / f"{name}{SEED_MARK}{seed}"
+
+
+def finished_runs(out: Path, name: str) -> List[Path]:
+    """The folders of job ``name``'s finished runs under ``out``, whatever their seeds, in seed order:
+    what a table of everything trained so far reads, without knowing the seeds up front."""
+    found = []
+    for folder in out.glob(glob.escape(name + SEED_MARK) + "*"):
+        seed = folder.name[len(name + SEED_MARK) :]
+        if seed.isdigit() and Run(Job(name, ""), int(seed), folder, []).finished:
+            found.append((int(seed), folder))
+    return [folder for _, folder in sorted(found)]
+
+
 def plan(jobs: Sequence[Job], seeds: Sequence[int], budget: List[str], out: Path) -> List[Run]:
     """Every job x seed, with its folder and its full ``benco train`` command. The job's flags come
     after the shared budget's, so that a variant overrides the budget where it says so."""
     runs = []
     for job in jobs:
         for seed in job.seeds or seeds:
-            folder = out / f"{job.name}-seed{seed}"
+            folder = run_folder(out, job.name, seed)
             command = ["train", "--model", job.model, *budget, "--seed", str(seed), *job.flags]
             runs.append(Run(job, seed, folder, command))
     return runs

@@ -189,18 +189,23 @@ def test_the_curve_summarises_seeds_per_size_and_ncls_lead(tmp_path):
 
 def test_the_sweep_tabulates_each_setting_over_its_own_finished_seeds(tmp_path, monkeypatch):
     """contrast.py --no_train: every finished run of the chosen settings, in the sweep's order, each
-    with the seeds it has; unfinished runs and other folders are left out, and nothing trains."""
+    with the seeds it has in seed order; unfinished or stopped runs and other folders are left out,
+    and nothing trains."""
     sweep = _harness("contrast")
-    for name in ("omega=0.05-seed1", "ncl-seed1", "ncl-seed0", "pc-only-seed0", "block=2-seed0"):
+    from ncl_plugin.checkpoints import INTERRUPTED_NAME
+
+    for name in ("omega=0.05-seed1", "ncl-seed10", "ncl-seed1", "ncl-seed0", "pc-only-seed0", "block=2-seed0",
+                 "omega=0.05-seed0", "ncl-seedless"):  # fmt: skip
         (tmp_path / name).mkdir()
         (tmp_path / name / "summary.json").write_text("{}")
     (tmp_path / "pc-only-seed1").mkdir()  # unfinished
+    (tmp_path / "omega=0.05-seed0" / INTERRUPTED_NAME).write_text("")  # stopped: its summary is not final
     (tmp_path / "validation-128").mkdir()
     tabled = []
     monkeypatch.setattr(sweep, "compare", lambda folders, out, title, by_job: tabled.append(folders))
     monkeypatch.setattr(sweep, "run_all", lambda *a: pytest.fail("--no_train trained"))
     sweep.main(["--out", str(tmp_path), "--no_train", "--only", "ncl,pc-only,omega=0.05"])
-    assert [Path(f).name for f in tabled[0]] == ["ncl-seed0", "ncl-seed1", "pc-only-seed0", "omega=0.05-seed1"]
+    assert [Path(f).name for f in tabled[0]] == ["ncl-seed0", "ncl-seed1", "ncl-seed10", "pc-only-seed0", "omega=0.05-seed1"]
     with pytest.raises(SystemExit, match="no finished run"):
         sweep.main(["--out", str(tmp_path / "empty"), "--no_train"])
 
