@@ -79,9 +79,11 @@ RECIPES: Dict[str, Recipe] = {
     "dct_segformer": _segformer(" behind a DCT"),
     "fft_segformer": _segformer(" behind an FFT"),
     "sobel_segformer": _segformer(" behind Sobel filters"),
-    "IML_ViT": Recipe(note="no MAE weights; --input_size follows the image size; edge masks of width 7",
+    "IML_ViT": Recipe(note="no MAE weights; --input_size follows the image size; edge masks of width 7; "
+                           "--lr 1e-4, IMDL-BenCo's own: it memorises one batch at 1e-3 too, but slower "
+                           "(benchmarks/memorise.py)",
                       sized=lambda s: {"input_size": str(s)}, multiple=8,
-                      edge_mask_width=7, cost=8.0),
+                      edge_mask_width=7, cost=8.0, lr=1e-4),
     "PSCC_Net": Recipe(note="--pretrain_path '' (None crashes, an empty weight file prints 445 lines); --input_size follows the image size",
                        sized=lambda s: {"input_size": str(s)}, flags=(("pretrain_path", ""),), multiple=8, cost=12.0),
     "Trufor": Recipe(note="phase 2 with a random Noiseprint++, an empty mit_b2 file and IMDL-BenCo's trufor.yaml; "
