@@ -187,6 +187,24 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _config_model_flags(config_model: Optional[str], model_class, shared: set) -> set:
+    """The flags of the model a config names, when another model is trained with it: what it must not give that one.
+
+    None when the config names no model, or one of the same family (a subclass either way, as
+    deeplabv3plus of ncl: it shares NCL's network flags). Flags of the command itself stay shared.
+    """
+    if not config_model or not isinstance(model_class, type):
+        return set()
+    try:
+        config_class = get_model_class(config_model)
+        if not isinstance(config_class, type):
+            return set()
+        related = issubclass(model_class, config_class) or issubclass(config_class, model_class)
+        return set() if related else {a.dest for a in model_argparser(config_class)._actions} - shared - {"help"}
+    except UsageError:
+        return set()  # a config naming an unknown model is reported where that model is built
+
+
 def parse(
     parser: argparse.ArgumentParser,
     argv: List[str],
@@ -236,8 +254,21 @@ def parse(
             inherited = {**inherited, "model": inherited_model}
     valid = set(known_config_keys) | own | model_keys
     other_models = all_model_flags() - valid if with_model else set()
+    foreign = (
+        _config_model_flags(config.get("model"), model_class, set(known_config_keys) | own) & model_keys
+        if with_model
+        else set()
+    )
     for key in list(config):
-        if key in other_models:
+        if key in foreign:
+            # A flag of the config's own model is that model's architecture; the model trained here
+            # may share the name by chance (IML_ViT's ViT patch_size is not NCL's patch_size).
+            say(
+                f"--config {early.config}: {key} is a flag of {config['model']}, the config's model, "
+                f"not of {getattr(model_class, '__name__', '')}; ignored"
+            )
+            del config[key]
+        elif key in other_models:
             # A config shared by several models (quickstart, a protocol) may set flags this model lacks.
             say(f"--config {early.config}: {key} is not a flag of {getattr(model_class, '__name__', '')}; ignored")
             del config[key]

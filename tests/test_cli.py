@@ -107,6 +107,17 @@ def test_a_shared_config_ignores_flags_of_other_models(capsys):
     assert "backbone is not a flag of unet; ignored" in capsys.readouterr().err
 
 
+def test_a_config_keeps_its_own_models_flags_from_another_model_of_the_same_name(capsys):
+    # quickstart is NCL's: its patch_size is NCL's contrastive patch, not IML_ViT's ViT patch.
+    args, model_args, _ = parse_train(["--config", "quickstart", "--model", "IML_ViT", "--patch_size", "8"])
+    assert model_args.patch_size == 8  # a flag given on the command line is the user's
+    args, model_args, _ = parse_train(["--config", "ncl", "--model", "IML_ViT"])
+    assert model_args.patch_size == 16 and args.image_size == 512  # IML_ViT's own default; the budget is shared
+    assert "patch_size is a flag of ncl, the config's model, not of IML_ViT; ignored" in capsys.readouterr().err
+    args, model_args, _ = parse_train(["--config", "ncl", "--model", "deeplabv3plus"])
+    assert model_args.patch_size == 32 and model_args.backbone == "resnet101"  # NCL's network: its flags apply
+
+
 def test_a_model_whose_weight_file_is_missing_is_a_one_line_error(tmp_path):
     import torch
 
