@@ -23,25 +23,15 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import ncl_plugin.cli  # noqa: E402,F401  (imports IMDL-BenCo without its version banner)
 
-MEAN, STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
-
 
 def fixed_batch(size: int, images: int, edge_mask_width):
     """``images`` manipulated images (5 to 50% tampered) as IMDL-BenCo's datasets hand them over."""
     from ncl_plugin import synthetic
 
-    photos = synthetic.load_photographs()["train"]
-    samples, index = [], 0
-    while len(samples) < images:
-        sample = synthetic.make_sample(photos, size, np.random.default_rng([7, index]), authentic_fraction=0.0)
-        index += 1
-        if 0.05 < sample.mask.mean() < 0.5:
-            samples.append(sample)
-    image = np.stack([(s.image / 255.0 - MEAN) / STD for s in samples]).transpose(0, 3, 1, 2)
-    mask = np.stack([s.mask for s in samples])[:, None]
+    image, mask = synthetic.fixed_batch(size, images)
     data = {
-        "image": torch.tensor(image, dtype=torch.float32),
-        "mask": torch.tensor(mask, dtype=torch.float32),
+        "image": torch.from_numpy(image),
+        "mask": torch.from_numpy(mask),
         "label": torch.ones(images, dtype=torch.long),
         "shape": torch.tensor([[size, size]] * images),
         "origin_shape": torch.tensor([[size, size]] * images),

@@ -228,6 +228,27 @@ def make_sample(
     return Sample(_manipulate(kind, host, donor, region, rng), region, kind)
 
 
+IMAGENET_MEAN, IMAGENET_STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+
+
+def fixed_batch(size: int, count: int) -> Tuple[np.ndarray, np.ndarray]:
+    """``count`` manipulated training-photograph images, 5 to 50% tampered, always the same ones.
+
+    Returns (images (N, 3, size, size), masks (N, 1, size, size)) as float32, the images normalised
+    as IMDL-BenCo's transforms hand them to a model: the batch a model must be able to memorise
+    (``tests/test_learning.py``, ``benchmarks/memorise.py``).
+    """
+    photos, samples, index = load_photographs()["train"], [], 0
+    while len(samples) < count:
+        sample = make_sample(photos, size, np.random.default_rng([7, index]), authentic_fraction=0.0)
+        index += 1
+        if 0.05 < sample.mask.mean() < 0.5:  # neither a speck nor most of the image
+            samples.append(sample)
+    images = np.stack([(s.image / 255.0 - IMAGENET_MEAN) / IMAGENET_STD for s in samples]).transpose(0, 3, 1, 2)
+    masks = np.stack([s.mask for s in samples])[:, None]
+    return images.astype(np.float32), masks.astype(np.float32)
+
+
 def parse_kinds(text: str) -> Tuple[str, ...]:
     """``--kinds splice,removal`` -> ('splice', 'removal'); each is drawn with equal probability."""
     kinds = tuple(k.strip() for k in str(text).split(",") if k.strip())
