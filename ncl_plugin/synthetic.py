@@ -228,9 +228,6 @@ def make_sample(
     return Sample(_manipulate(kind, host, donor, region, rng), region, kind)
 
 
-IMAGENET_MEAN, IMAGENET_STD = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
-
-
 def fixed_batch(size: int, count: int) -> Tuple[np.ndarray, np.ndarray]:
     """``count`` manipulated training-photograph images, 5 to 50% tampered, always the same ones.
 
@@ -238,13 +235,16 @@ def fixed_batch(size: int, count: int) -> Tuple[np.ndarray, np.ndarray]:
     as IMDL-BenCo's transforms hand them to a model: the batch a model must be able to memorise
     (``tests/test_learning.py``, ``benchmarks/memorise.py``).
     """
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD  # here: timm is slow to import
+
+    mean, std = np.array(IMAGENET_DEFAULT_MEAN), np.array(IMAGENET_DEFAULT_STD)
     photos, samples, index = load_photographs()["train"], [], 0
     while len(samples) < count:
         sample = make_sample(photos, size, np.random.default_rng([7, index]), authentic_fraction=0.0)
         index += 1
         if 0.05 < sample.mask.mean() < 0.5:  # neither a speck nor most of the image
             samples.append(sample)
-    images = np.stack([(s.image / 255.0 - IMAGENET_MEAN) / IMAGENET_STD for s in samples]).transpose(0, 3, 1, 2)
+    images = np.stack([(s.image / 255.0 - mean) / std for s in samples]).transpose(0, 3, 1, 2)
     masks = np.stack([s.mask for s in samples])[:, None]
     return images.astype(np.float32), masks.astype(np.float32)
 
