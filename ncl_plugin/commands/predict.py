@@ -24,7 +24,6 @@ SUMMARY = "masks and overlays for your own images"
 TAKES_CONFIG = True
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp", ".gif"}
-IMAGENET = dict(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])
 
 
 def parser() -> Parser:
@@ -62,6 +61,8 @@ def preprocessing(args) -> albu.Compose:
     """The datasets' own resize (IMDL-BenCo's get_albu_transforms), or padding to a multiple of 32."""
     if not args.full_resolution:
         return get_albu_transforms(type_="resize", output_size=(args.image_size, args.image_size))
+    from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD  # the values IMDL-BenCo's transforms use
+
     return albu.Compose(
         [
             albu.PadIfNeeded(
@@ -73,7 +74,7 @@ def preprocessing(args) -> albu.Compose:
                 value=0,
                 position="top_left",
             ),
-            albu.Normalize(**IMAGENET),
+            albu.Normalize(mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD),
             ToTensorV2(),
         ]
     )
