@@ -80,7 +80,7 @@ def casiav1(root):
     for folder, name in (("CM", "Sp_S_CND_A_pla0016_pla0016_0196"), ("Sp", "Sp_D_CND_A_pla0005_pla0023_0281")):
         tampered[image(root / "Tp" / folder / f"{name}.jpg", seed=len(tampered) + 22)] = box_mask()
         save_mask(gt / folder / f"{name}_gt.png", box_mask())
-    name = "Sp_D_NRN_A_cha0011_sec0011_0542"  # one name in CM/ and in Sp/: which mask is whose cannot be told
+    name = "Sp_D_NRN_A_sce0011_cha0011_0542"  # one name in CM/ and in Sp/: which mask is whose cannot be told
     for folder, seed in (("CM", 24), ("Sp", 25)):
         skipped[image(root / "Tp" / folder / f"{name}.jpg", seed=seed)] = "ambiguous name"
     save_mask(gt / "Sp" / f"{name}_gt.png", box_mask())
@@ -254,6 +254,59 @@ def casiav1_as_first_distributed(root):
     sheet = spreadsheet(gt / "FileNameCorrection.xlsx", CASIA1_HEADER, rows)
     other_file(gt / "Splicing_groundtruth_list.txt", "\n".join(p.stem for p in tampered))
     return root, gt, sheet, tampered, renamed, skipped
+
+
+CASIA1_NAMES = Path(__file__).parent / "fixtures" / "casia1-names.json"
+
+
+def casiav1_kaggle(root, size=(24, 16)):
+    """CASIA 1.0 as its Kaggle copy ships it, from the real file names (fixtures/casia1-names.json), with
+    generated pixels: every tampered image in one Sp/ folder, names that differ from the ground truth's
+    (published renames, source ids swapped, one misspelt), one image stored a quarter turn against its mask,
+    one image without a mask; the ground truth unpacked beside it with its rename spreadsheet.
+
+    Returns the folder, the ground truth's, {image: its mask as it must be listed}, the authentic images,
+    and {image: correction} for the images paired by another name or a turned mask."""
+    import json
+
+    names = json.loads(CASIA1_NAMES.read_text())
+    root, gt = Path(root) / "CASIA1.0", Path(root) / "CASIA 1.0 groundtruth"
+    width, height = size
+    boxes = {}  # ground-truth name -> its mask: a box of its own, so that a wrong pairing shows
+    for folder in ("CM", "Sp"):
+        for number, name in enumerate(names["groundtruth"][folder]):
+            n = number + 1000 * (folder == "Sp")
+            left, top = n % (width - 4), (n // (width - 4)) % (height - 4)
+            boxes[name] = box_mask(size, (left, top, left + 3 + n % 2, top + 3))
+    authentic = [image(root / "Au" / name, size, seed=n) for n, name in enumerate(names["kaggle"]["Au"])]
+    turned = set(names["turned"])
+    tampered, corrections = {}, {}
+    for n, name in enumerate(names["kaggle"]["Sp"]):
+        mask_name = names["paired"].get(name, Path(name).stem + "_gt.png")
+        if mask_name not in boxes:
+            image(root / "Sp" / name, size, seed=5000 + n)  # the one image no release has a mask for
+            continue
+        if name in turned:
+            # made from its first source photograph, as CASIA's spliced images are: the mask is where they differ
+            background = root / "Au" / f"Au_{name.split('_')[4][:3]}_{name.split('_')[4][3:]}.jpg"
+            grey = np.linspace(40, 200, width * height, dtype=np.float32).reshape(height, width)
+            Image.fromarray(np.repeat(grey[..., None], 3, 2).astype(np.uint8)).save(background, quality=95)
+            spliced = np.where(boxes[mask_name], 255 - grey, grey)
+            Image.fromarray(np.repeat(spliced[..., None], 3, 2).astype(np.uint8)).save(root / "Sp" / name, quality=95)
+            corrections[root / "Sp" / name] = "mask turned"
+        else:
+            image(root / "Sp" / name, size, seed=5000 + n)
+        tampered[root / "Sp" / name] = boxes[mask_name]
+        if mask_name != Path(name).stem + "_gt.png":
+            corrections[root / "Sp" / name] = "respelt"
+    for folder in ("CM", "Sp"):
+        for name in names["groundtruth"][folder]:
+            # the turned image's mask is stored a quarter turn clockwise against it
+            mask = np.rot90(boxes[name], 3) if name[: -len("_gt.png")] + ".jpg" in turned else boxes[name]
+            save_mask(gt / folder / name, mask)
+    rows = [[None] * 5] + [[None, f"{old}", f"{new}", None, None] for old, new in names["renames"]]
+    spreadsheet(gt / "FileNameCorrection.xlsx", CASIA1_HEADER, rows)
+    return root, gt, tampered, authentic, corrections
 
 
 def jpeg_mask(path, mask):

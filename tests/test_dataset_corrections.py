@@ -125,6 +125,57 @@ def test_the_same_spreadsheet_twice_is_one(tmp_path, capsys):
     assert {p.resolve() for p in renamed} <= set(listed)
 
 
+def test_casiav1_kaggle_copy_pairs_every_image_that_has_a_mask(tmp_path, capsys):
+    """The Kaggle copy's real names: 61 images with their source ids swapped against their masks, one with a
+    misspelt id (ant0063 for nat0063), 29 renamed as published, one stored turned against its mask: all
+    listed with the right mask; only the image no release has a mask for is left out, and said."""
+    root, gt, tampered, authentic, kinds = replicas.casiav1_kaggle(tmp_path / "data")
+    out = tmp_path / "v1.json"
+    listed, skipped, err = index("casiav1", root, out, capsys, "--masks", gt)
+    mine = {p: r for p, r in skipped.items() if r != "mask without an image" and gt.resolve() not in p.parents}
+    assert mine == {(root / "Sp" / "Sp_D_NRN_A_sce0011_cha0011_0542.jpg").resolve(): "no mask"}
+    check_index(listed, {}, tampered, authentic, {})
+    assert len(tampered) == 736
+    rows, summary = reports(out)
+    counts = {}
+    for kind, _ in rows.values():
+        counts[kind] = counts.get(kind, 0) + 1
+    assert counts == {"renamed": 29, "source ids swapped": 61, "source id misspelt": 1, "mask turned": 1}
+    assert set(rows) == {p.resolve() for p in kinds}
+    swapped = rows[(root / "Sp" / "Sp_D_NNN_A_nat0019_cha0039_0320.jpg").resolve()]
+    assert swapped == ("source ids swapped", "paired with the mask of Sp_D_NNN_A_cha0039_nat0019_0320: "
+                       "the same kind, flags, serial and source photographs")
+    assert rows[(root / "Sp" / "Sp_D_NRN_A_ant0063_nat0065_0443.jpg").resolve()][1].startswith(
+        "paired with the mask of Sp_D_NRN_A_nat0063_nat0065_0443:")
+    kind, why = rows[(root / "Sp" / "Sp_D_CNN_A_sec0012_ani0007_0275.jpg").resolve()]
+    assert kind == "mask turned" and "quarter anticlockwise" in why and "Au_sec_0012.jpg" in why
+    assert summary_row(summary, "tampered images") == ["736", "737", "921"]
+    assert summary_row(summary, "paired despite source ids swapped") == ["61", "61", ""]
+    assert summary_row(summary, "paired despite source id misspelt") == ["1", "1", ""]
+    assert summary_row(summary, "masks turned to fit") == ["1", "1", ""]
+
+
+def test_a_respelt_name_with_two_candidate_masks_is_not_paired(tmp_path, capsys):
+    """Two masks of one frame both name the image's sources otherwise: which is its own cannot be told."""
+    root, gt = tmp_path / "CASIA1.0", tmp_path / "gt"
+    replicas.image(root / "Sp" / "Sp_D_NRN_A_ani0001_arc0059_0404.jpg")
+    replicas.save_mask(gt / "Sp" / "Sp_D_NRN_A_arc0059_ani0001_0404_gt.png", replicas.box_mask())
+    replicas.save_mask(gt / "Sp" / "Sp_D_NRN_A_nia0001_arc0059_0404_gt.png", replicas.box_mask())
+    replicas.image(root / "Sp" / "Sp_D_NRN_A_ani0002_arc0002_0405.jpg")
+    replicas.save_mask(gt / "Sp" / "Sp_D_NRN_A_ani0002_arc0002_0405_gt.png", replicas.box_mask())
+    listed, skipped, _ = index("casiav1", root, tmp_path / "v1.json", capsys, "--masks", gt)
+    assert skipped[(root / "Sp" / "Sp_D_NRN_A_ani0001_arc0059_0404.jpg").resolve()] == "no mask"
+    assert list(listed) == [(root / "Sp" / "Sp_D_NRN_A_ani0002_arc0002_0405.jpg").resolve()]
+
+
+def test_a_transposed_mask_without_its_source_photograph_stays_left_out(tmp_path, capsys):
+    """Which way to turn a mask is told only by the photograph the image was made from: without it, no guess."""
+    root, gt, *_ = replicas.casiav1_kaggle(tmp_path / "data")
+    (root / "Au" / "Au_sec_0012.jpg").unlink()
+    _, skipped, _ = index("casiav1", root, tmp_path / "v1.json", capsys, "--masks", gt)
+    assert skipped[(root / "Sp" / "Sp_D_CNN_A_sec0012_ani0007_0275.jpg").resolve()] == "mask size differs"
+
+
 @pytest.mark.skipif(not PUBLISHED.is_dir(), reason="the published correction files are not beside this checkout")
 def test_the_published_casia1_ground_truth_pairs_all_920_of_a_copy_as_first_distributed(tmp_path, capsys):
     """The real CASIA 1.0 ground-truth archive (920 masks, its spreadsheet inside) beside 921 images named as the
@@ -139,7 +190,7 @@ def test_the_published_casia1_ground_truth_pairs_all_920_of_a_copy_as_first_dist
     assert len(first_names) == 33
     root = tmp_path / "CASIA1.0"
     masks = sorted(gt.rglob("*_gt.png"))
-    names = [m.stem[: -len("_gt")] for m in masks] + ["Sp_D_NRN_A_cha0011_sec0011_0542"]  # the image without a mask
+    names = [m.stem[: -len("_gt")] for m in masks] + ["Sp_D_NRN_A_sce0011_cha0011_0542"]  # the image without a mask
     sizes = [Image.open(m).size for m in masks] + [(384, 256)]
     for number, (name, size) in enumerate(zip(names, sizes)):
         pixels = np.full((size[1], size[0], 3), 128, np.uint8)  # flat, with its number in 16x16 blocks: small, unique
@@ -150,7 +201,7 @@ def test_the_published_casia1_ground_truth_pairs_all_920_of_a_copy_as_first_dist
         Image.fromarray(pixels).save(folder / f"{first_names.get(name, name)}.jpg", quality=95)
     listed, skipped, err = index("casiav1", root, tmp_path / "v1.json", capsys, "--masks", gt, "--tampered_only")
     assert len(listed) == 920
-    assert skipped[(root / "Modified Tp" / "Tp" / "Sp" / "Sp_D_NRN_A_cha0011_sec0011_0542.jpg").resolve()] == "no mask"
+    assert skipped[(root / "Modified Tp" / "Tp" / "Sp" / "Sp_D_NRN_A_sce0011_cha0011_0542.jpg").resolve()] == "no mask"
     assert "mask without an image" not in skipped.values()
     rows, summary = reports(tmp_path / "v1.json")
     assert sum(kind == "renamed" for kind, _ in rows.values()) == 33

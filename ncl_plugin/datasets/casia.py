@@ -13,9 +13,10 @@ its name does. A copy whose images still carry the publisher's wrong names
 is paired through the renames the ground truth publishes (:mod:`.renames`).
 """
 
+import dataclasses
 import re
 from pathlib import Path
-from typing import Optional
+from typing import Dict, List, Optional
 
 from .layout import (
     NOT_AN_IMAGE,
@@ -32,6 +33,7 @@ from .layout import (
 )
 from .renames import Renames, find_spreadsheets
 from .renames import load as load_renames
+from .sources import frame, respelt, sources
 
 MASK_FOLDERS = {"gt", "groundtruth", "ground_truth", "mask", "masks"}
 
@@ -97,10 +99,46 @@ def find_casia(root: Path, options: Options, tampered_prefix: str, title: str) -
     if renames is not None:
         _note_renames(found, renames, title)
     keys = {path: _paired_name(path, renames, by_name, found) for path in tampered}
+    respelt_names = _respelt(keys, by_name)
+    keys.update({path: name for path, (name, _) in respelt_names.items()})
     pair_masks(group_by((p for p in tampered if keys[p]), keys.get), by_name, found)
     listed = {s.image for s in found.samples}
-    found.corrections.renamed = {p: keys[p] for p in tampered if keys[p] and keys[p] != p.stem and p in listed}
+    found.corrections.renamed = {
+        p: keys[p] for p in tampered if keys[p] and keys[p] != p.stem and p in listed and p not in respelt_names
+    }
+    found.corrections.respelt = {p: match for p, match in respelt_names.items() if p in listed}
+    _name_sources(found)
     return found
+
+
+def _respelt(keys: Dict[Path, Optional[str]], masks: Dict[str, List[Path]]) -> Dict[Path, tuple]:
+    """{image: (mask name, how)} for images whose name has no mask while a mask of the same frame (kind,
+    flags, serial) names the same two source photographs otherwise (swapped, or one id misspelt), and no
+    image has that mask's name. Only one-to-one matches are taken: two candidates either way is no match."""
+    claimed = set(keys.values())
+    orphans = [name for name in masks if name not in claimed]
+    by_frame = group_by(orphans, frame)
+    candidates = {}
+    for path, key in keys.items():
+        if key is None or key in masks or frame(key) is None:
+            continue
+        near = [(m, how) for m in by_frame.get(frame(key), []) if (how := respelt(sources(key), sources(m)))]
+        if len(near) == 1:
+            candidates[path] = near[0]
+    wanted = group_by(candidates, lambda path: candidates[path][0])
+    return {path: match for path, match in candidates.items() if len(wanted[match[0]]) == 1}
+
+
+def _name_sources(found: Found) -> None:
+    """Each tampered sample with the authentic images of this copy it was made from, by CASIA's ids: what
+    tells which way a mask stored turned against its image must be turned back (:mod:`.indexing`)."""
+    authentic = {sources(s.image.stem)[0]: s.image for s in found.samples if not s.tampered and sources(s.image.stem)}
+
+    def made_from(sample: Sample) -> tuple:
+        ids = dict.fromkeys(sources(sample.image.stem) + sources(_mask_key(sample.mask)))
+        return tuple(authentic[i] for i in ids if i in authentic)
+
+    found.samples = [dataclasses.replace(s, sources=made_from(s)) if s.tampered else s for s in found.samples]
 
 
 def _note_renames(found: Found, renames: Renames, title: str) -> None:

@@ -18,7 +18,7 @@ from PIL import UnidentifiedImageError
 from ..dataset_checks import NEGATIVE, read_size
 from ..terminal import track
 from .layout import WHITE, Corrections, Found, Sample, Skipped
-from .masks import as_white, read_tampered, resized
+from .masks import as_white, read_tampered, resized, turned_to_fit
 
 # --fix resize rescales a mask only when it is the image scaled: same aspect
 # ratio within this fraction. A transposed or cropped mask is never "fixed".
@@ -96,14 +96,19 @@ def _check_mask(
         index.size_mismatches += 1
         what = f"mask {sample.mask.name} is {_shape_text(mask_size)}, the image {_shape_text(size)}"
         if mask_size == size[::-1]:
-            return skip("mask size differs", f"{what} (transposed)")
-        same_shape = abs(mask_size[0] / mask_size[1] - size[0] / size[1]) <= ASPECT_TOLERANCE * size[0] / size[1]
-        if fix != "resize":
-            return skip("mask size differs", what + ("; --fix resize would rescale it" if same_shape else ""))
-        if not same_shape:
-            return skip("mask size differs", f"{what}, another aspect ratio: not rescaled")
-        tampered = resized(tampered, size)
-        index.resized_masks += 1
+            turned = turned_to_fit(tampered, sample.image, sample.sources)
+            if turned is None:
+                return skip("mask size differs", f"{what} (transposed)")
+            tampered, why = turned
+            index.corrections.turned[sample.image] = why
+        else:
+            same_shape = abs(mask_size[0] / mask_size[1] - size[0] / size[1]) <= ASPECT_TOLERANCE * size[0] / size[1]
+            if fix != "resize":
+                return skip("mask size differs", what + ("; --fix resize would rescale it" if same_shape else ""))
+            if not same_shape:
+                return skip("mask size differs", f"{what}, another aspect ratio: not rescaled")
+            tampered = resized(tampered, size)
+            index.resized_masks += 1
         rewritten = True
     if not tampered.any():
         return skip("empty mask", f"{sample.mask} marks no tampered pixel")
@@ -209,6 +214,11 @@ def corrections(index: Index) -> List[Skipped]:
         Skipped(image, "renamed", f"paired as {name}, its corrected name in {applied.renames_from}")
         for image, name in applied.renamed.items()
     ]
+    rows += [
+        Skipped(image, how, f"paired with the mask of {name}: the same kind, flags, serial and source photographs")
+        for image, (name, how) in applied.respelt.items()
+    ]
+    rows += [Skipped(image, "mask turned", why) for image, why in applied.turned.items()]
     listed = {e.sample.image for e in index.entries}
     rows += [
         Skipped(image, "revised mask", f"{new} replaces {own}" + ("" if image in listed else "; the image is left out"))

@@ -27,6 +27,7 @@ class Sample:
     tampered: bool
     mask: Optional[Path] = None
     rule: str = WHITE
+    sources: Tuple[Path, ...] = ()  # authentic images of the same copy it was made from (CASIA names them)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -40,12 +41,16 @@ class Skipped:
 
 @dataclasses.dataclass
 class Corrections:
-    """The published corrections an indexer applied (:mod:`.renames`, :mod:`.revised`), for the reports."""
+    """The corrections an indexer applied, for the reports: published ones (:mod:`.renames`, :mod:`.revised`),
+    and names and masks of a copy that differ from the ground truth's in a way only one pairing explains."""
 
     renamed: Dict[Path, str] = dataclasses.field(default_factory=dict)  # image -> the corrected name it paired by
     renames_from: Optional[Path] = None  # the spreadsheet those renames came from
     revised: Dict[Path, Tuple[Path, Path]] = dataclasses.field(default_factory=dict)  # image -> (own mask, revised)
     unused: List[Skipped] = dataclasses.field(default_factory=list)  # revised masks not taken, and why
+    # image -> (the mask name it paired by, how its own name differs: "source ids swapped", "source id misspelt")
+    respelt: Dict[Path, Tuple[str, str]] = dataclasses.field(default_factory=dict)
+    turned: Dict[Path, str] = dataclasses.field(default_factory=dict)  # image -> how its mask was turned, and why
 
 
 @dataclasses.dataclass

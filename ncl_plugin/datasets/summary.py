@@ -41,6 +41,11 @@ def table(index: Index, published: Published, tampered_only: bool) -> Table:
     applied = index.corrections
     if applied.renames_from is not None:
         grid.add_row("paired by a published rename", str(index.listed(applied.renamed)), str(len(applied.renamed)), "")
+    for how in sorted({how for _, how in applied.respelt.values()}):
+        matched = [image for image, (_, h) in applied.respelt.items() if h == how]
+        grid.add_row(f"paired despite {how}", str(index.listed(matched)), str(len(matched)), "")
+    if applied.turned:
+        grid.add_row("masks turned to fit", str(index.listed(applied.turned)), str(len(applied.turned)), "")
     if applied.revised or applied.unused:
         found = len(applied.revised) + len(applied.unused)
         grid.add_row("revised masks used", str(index.listed(applied.revised)), str(found), "")
