@@ -11,8 +11,9 @@ from IMDLBenCo.datasets import BalancedDataset, JsonDataset, ManiDataset
 from IMDLBenCo.registry import DATASETS, POSTFUNCS
 from IMDLBenCo.transforms import RandomCopyMove, RandomInpainting
 
-from .dataset_checks import check_mani_folder
+from .dataset_checks import NEGATIVE, check_mani_folder, sub_datasets
 from .errors import UsageError
+from .terminal import say
 
 
 def _imdlbenco_augmentations() -> albu.Compose:
@@ -137,7 +138,8 @@ def _resolve(path: str, base: Path) -> str:
 
 
 def build_test_datasets(path: str, args, post, transform=None) -> Dict[str, torch.utils.data.Dataset]:
-    """``--test_data_path``: one dataset folder, or a JSON map {name: folder or JsonDataset list}.
+    """``--test_data_path``: one dataset (a folder or a JsonDataset list, named after its file), or a JSON map
+    {name: folder or JsonDataset list}.
 
     ``transform``: an albumentations transform applied to every test image (robustness tests).
     """
@@ -147,16 +149,31 @@ def build_test_datasets(path: str, args, post, transform=None) -> Dict[str, torc
     if os.path.isdir(path):
         return {Path(path).resolve().name: build_dataset(path, args, transform, post, flag)}
     mapping = _read_json(path, flag)
+    if isinstance(mapping, list):  # one dataset's list (JsonDataset or BalancedDataset), named after its file
+        mapping = {Path(path).stem: path}
     if not isinstance(mapping, dict) or not mapping:
         raise UsageError(
-            f"{flag} {path}: expected a JSON map of test-set names to dataset paths, "
+            f"{flag} {path}: expected a dataset list or a JSON map of test-set names to dataset paths, "
             f'like {{"CASIAv1": "/data/CASIA1.0"}}, got a {type(mapping).__name__}'
         )
     base = Path(path).resolve().parent
-    return {
+    datasets = {
         name: build_dataset(_resolve(str(p), base), args, transform, post, f"{flag} {path}: {name}:")
         for name, p in mapping.items()
     }
+    for name, dataset in datasets.items():
+        _say_authentic(name, dataset)
+    return datasets
+
+
+def _say_authentic(name: str, dataset) -> None:
+    """One line when a test set lists authentic images: they count in the image-level metrics only."""
+    authentic = sum(gt == NEGATIVE for member in sub_datasets(dataset) for gt in getattr(member, "gt_path", ()))
+    if authentic:
+        say(
+            f"{name}: pixel metrics over its {len(dataset) - authentic} tampered images; its {authentic} "
+            f"authentic images count in the image-level metrics only (image-auc, image-f1, image-acc)"
+        )
 
 
 def default_num_workers(world_size: int = 1) -> int:

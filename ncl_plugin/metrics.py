@@ -13,6 +13,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from IMDLBenCo.evaluation import AbstractEvaluator
 
 from .config import closest
@@ -65,6 +66,60 @@ class PixelF1BestThreshold(AbstractEvaluator):
         return None
 
 
+class OverTamperedImages(AbstractEvaluator):
+    """A per-image pixel metric averaged over the images that hold tampered pixels only.
+
+    IMDL-BenCo averages its pixel metrics over every test image, and an
+    authentic image scores 0 (F1, IoU, AUC): a test list that holds authentic
+    images (what `benco data` writes without --tampered_only) would halve
+    the figure with no word. The protocols mean pixel metrics over the
+    tampered images and image-level metrics over all; on a list of tampered
+    images only, this is IMDL-BenCo's own figure, to the last digit.
+
+    IMDL-BenCo's loop counts every image of a batch in a pixel metric's
+    mean, so the mean is kept here and given once per epoch, as its
+    image-level metrics are (summed over processes under torchrun).
+    """
+
+    def __init__(self, inner: AbstractEvaluator) -> None:
+        super().__init__()
+        self.inner = inner
+        self.name = inner.name
+        self.desc = f"{inner.desc}, over the tampered images"
+        self.recovery()
+
+    def _add(self, values, mask, weight: float) -> None:
+        values = torch.as_tensor(values, dtype=torch.float64).flatten().cpu()
+        tampered = (mask.flatten(1) > 0.5).any(dim=1).cpu()
+        self.totals += weight * torch.stack(
+            [values[tampered].sum(), tampered.sum().double(), (~tampered).sum().double()]
+        )
+
+    def batch_update(self, predict, mask, shape_mask=None, *args, **kwargs):
+        self._add(self.inner.batch_update(predict, mask, shape_mask), mask, 1.0)
+        return None
+
+    def remain_update(self, predict, mask, shape_mask=None, *args, **kwargs):
+        # every process tests the same tail of the set: each adds its share
+        world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+        self._add(self.inner.remain_update(predict, mask, shape_mask), mask, 1.0 / world)
+        return None
+
+    def epoch_update(self):
+        totals = self.totals.clone()
+        if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+            from .compat import collective_device
+
+            totals = totals.to(collective_device())
+            dist.all_reduce(totals)
+            totals = totals.cpu()
+        self.authentic_images = int(round(totals[2].item()))
+        return float(totals[0] / totals[1]) if totals[1] > 0 else 0.0
+
+    def recovery(self):
+        self.totals = torch.zeros(3, dtype=torch.float64)
+
+
 def _imdlbenco(class_name: str, **kwargs) -> Callable[[], AbstractEvaluator]:
     def make():
         from IMDLBenCo import evaluation
@@ -74,14 +129,19 @@ def _imdlbenco(class_name: str, **kwargs) -> Callable[[], AbstractEvaluator]:
     return make
 
 
+def _tampered_only(make: Callable[[], AbstractEvaluator]) -> Callable[[], AbstractEvaluator]:
+    return lambda: OverTamperedImages(make())
+
+
 # ``--metrics`` names -> evaluator factories. The image-level metrics need test sets that hold
 # authentic images too (IMDL-BenCo's image-level protocol).
+# Pixel metrics are means over the tampered images (OverTamperedImages).
 EVALUATORS: Dict[str, Callable[[], AbstractEvaluator]] = {
-    "pixel-f1": _imdlbenco("PixelF1", threshold=0.5, mode="origin"),
-    "pixel-f1-best": PixelF1BestThreshold,
-    "pixel-auc": _imdlbenco("PixelAUC", threshold=0.5, mode="origin"),
-    "pixel-iou": _imdlbenco("PixelIOU", threshold=0.5, mode="origin"),
-    "pixel-acc": _imdlbenco("PixelAccuracy", threshold=0.5, mode="origin"),
+    "pixel-f1": _tampered_only(_imdlbenco("PixelF1", threshold=0.5, mode="origin")),
+    "pixel-f1-best": _tampered_only(PixelF1BestThreshold),
+    "pixel-auc": _tampered_only(_imdlbenco("PixelAUC", threshold=0.5, mode="origin")),
+    "pixel-iou": _tampered_only(_imdlbenco("PixelIOU", threshold=0.5, mode="origin")),
+    "pixel-acc": _tampered_only(_imdlbenco("PixelAccuracy", threshold=0.5, mode="origin")),
     "image-f1": _imdlbenco("ImageF1", threshold=0.5),
     "image-auc": _imdlbenco("ImageAUC", threshold=0.5),
     "image-acc": _imdlbenco("ImageAccuracy", threshold=0.5),

@@ -46,7 +46,7 @@ def prepare_data(args, metrics: List[str]) -> None:
 
     Its test set holds manipulated images only, as IMDL-BenCo's pixel-level test sets do;
     image-level metrics need authentic images too, so asking for one tests on the list that
-    includes them (where IMDL-BenCo's pixel metrics score each authentic image 0).
+    includes them (pixel metrics stay means over its tampered images: metrics.OverTamperedImages).
     """
     if args.data_path:
         if not args.test_data_path:
@@ -66,10 +66,7 @@ def prepare_data(args, metrics: List[str]) -> None:
     args.test_data_path = str(folder / "test_datasets.json")
     if any(m.startswith("image") for m in metrics):
         args.test_data_path = str(folder / "test_datasets_with_authentic.json")
-        say(
-            "Image-level metrics: testing on the synthetic test images with the authentic ones "
-            "(IMDL-BenCo's pixel metrics score each authentic image 0)"
-        )
+        say("Image-level metrics: testing on the synthetic test images with the authentic ones")
 
 
 def build_datasets(args, post):
@@ -350,8 +347,8 @@ def print_summary(summary: Dict, elapsed: float) -> None:
     show(table)
     minutes, seconds = divmod(int(elapsed), 60)
     say(
-        f"Finished in {minutes} min {seconds} s. Pixel metrics are per-image means over each test set "
-        f"(an authentic image scores pixel-F1 0, as in IMDL-BenCo).\n"
+        f"Finished in {minutes} min {seconds} s. Pixel metrics are per-image means over each test set's "
+        f"tampered images.\n"
         f"Wrote {summary['output_dir']}: log.txt, summary.json, train.log, TensorBoard events"
         + (f", {len(summary['checkpoints'])} checkpoint(s)" if summary["checkpoints"] else "")
     )

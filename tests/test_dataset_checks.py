@@ -46,10 +46,23 @@ def test_json_entry_that_does_not_exist_is_named(dataset, tmp_path, capsys):
                    "fix the files or pass --skip_bad_samples to leave them out"]
 
 
-def test_test_set_json_that_is_a_list(dataset, capsys, tmp_path):
-    code, err = error_of(train_args(dataset / "train", dataset / "test.json", tmp_path / "out"), capsys)
-    assert code == 2 and len(err) == 1
-    assert "expected a JSON map of test-set names to dataset paths" in err[0] and "got a list" in err[0]
+def test_test_set_that_is_a_list_with_authentic_images(dataset, capsys, tmp_path):
+    """A JsonDataset list is one test set, named after its file; its authentic images are said, and count in
+    the image-level metrics only: the pixel metrics are those of its tampered images alone."""
+    code, err = error_of(train_args(dataset / "train", dataset / "test_with_authentic.json", tmp_path / "a",
+                                    "--metrics", "pixel-f1,image-auc"), capsys)
+    assert code == 0, err
+    said = (tmp_path / "a" / "train.log").read_text()
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    with_authentic = summary["last"]["test_with_authentic"]
+    assert "image-level AUC" in with_authentic
+    code, err = error_of(train_args(dataset / "train", dataset / "test.json", tmp_path / "t",
+                                    "--metrics", "pixel-f1"), capsys)
+    assert code == 0, err
+    tampered = json.loads((tmp_path / "t" / "summary.json").read_text())["last"]["test"]
+    assert with_authentic["pixel-level F1"] == pytest.approx(tampered["pixel-level F1"], abs=1e-6)
+    authentic = sum(gt == "Negative" for _, gt in json.loads((dataset / "test_with_authentic.json").read_text()))
+    assert authentic > 0 and f"its {authentic} authentic images count in the image-level metrics only" in said
 
 
 def test_mask_of_another_size_is_caught_before_training(dataset, tmp_path, capsys):

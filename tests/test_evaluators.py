@@ -59,8 +59,8 @@ def per_image(metric, case):
     for prediction, mask in zip(predictions, masks):
         truth, prob = mask.flatten().numpy().astype(int), prediction.flatten().numpy()
         if truth.sum() == 0:
-            values.append(0.0)  # IMDL-BenCo's convention: an authentic image scores 0
-        elif metric == "f1":
+            continue  # pixel metrics are means over the tampered images
+        if metric == "f1":
             values.append(f1_score(truth, prob > 0.5, zero_division=0))
         elif metric == "f1-best":
             precision, recall, _ = precision_recall_curve(truth, prob)
@@ -77,6 +77,26 @@ def test_pixel_metrics_match_scikit_learn(case):
     assert results["pixel-level F1"] == pytest.approx(per_image("f1", case), abs=1e-5)
     assert results["pixel-level IOU"] == pytest.approx(per_image("iou", case), abs=1e-5)
     assert results["pixel-level AUC"] == pytest.approx(per_image("auc", case), abs=1e-4)
+
+
+def run_raw(case, batch_size=4):
+    """IMDL-BenCo's own PixelF1, unwrapped: every image in the mean, an authentic one as 0."""
+    from IMDLBenCo.evaluation import PixelF1
+
+    args = argparse.Namespace(no_model_eval=False, test_batch_size=batch_size, distributed=False)
+    loader = torch.utils.data.DataLoader(Batches(*case), batch_size=batch_size)
+    make = lambda: [PixelF1(threshold=0.5, mode="origin")]  # noqa: E731
+    return evaluate(Oracle(), {"set": loader}, make, torch.device("cpu"), 0, args)["set"]["pixel-level F1"]
+
+
+def test_authentic_images_do_not_dilute_pixel_metrics(case):
+    """IMDL-BenCo scores the two authentic images 0 and averages them in (7/9 of the figure); the plugin's
+    pixel metrics are over the 7 tampered images, and on those alone equal IMDL-BenCo's (to float32 rounding)."""
+    ours = run(case, ["pixel-f1"])["pixel-level F1"]
+    assert ours == pytest.approx(run_raw(case) * 9 / 7, abs=1e-6)
+    tampered_only = tuple(part[:7] for part in case)
+    assert run(tampered_only, ["pixel-f1"])["pixel-level F1"] == pytest.approx(run_raw(tampered_only), abs=1e-7)
+    assert run(tampered_only, ["pixel-f1"])["pixel-level F1"] == pytest.approx(ours, abs=1e-9)
 
 
 def test_best_threshold_f1_matches_scikit_learn_and_bounds_the_fixed_one(case):
