@@ -19,7 +19,7 @@ setup(
     # package, so no top-level module called `registry` lands in site-packages.
     packages=["ncl_plugin", "ncl_plugin.commands", "ncl_plugin.datasets", "ncl_plugin.registry", "ncl_plugin.configs"],
     package_dir={"ncl_plugin": "ncl_plugin", "ncl_plugin.registry": "registry", "ncl_plugin.configs": "configs"},
-    package_data={"ncl_plugin.configs": ["*.yaml", "protocols/*.yaml", "protocols/*.json"]},
+    package_data={"ncl_plugin.configs": ["*.yaml", "protocols/*.yaml", "protocols/*.json", "splits/*/*.txt"]},
     entry_points={"console_scripts": ["benco = ncl_plugin.cli:console_main"]},
     install_requires=[
         # Unpinned on purpose: a CPU-only torch wheel has no matching torchvision,

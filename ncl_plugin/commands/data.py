@@ -18,7 +18,8 @@ TAKES_CONFIG = False
 
 USAGE = """benco data NAME ROOT [--out FILE.json] [--fix resize] [--tampered_only] [--masks DIR]
                         [--renames FILE.xlsx|none] [--corrections DIR] [--subset LIST.txt]
-       benco data protocol {casiav2,cat} --root DIR [--out DIR] [--fix resize] [--corrections DIR]"""
+       benco data protocol {casiav2,cat} --root DIR [--out DIR] [--fix resize] [--corrections DIR]
+       benco data split LIST.json [--out DIR] [--fractions 0.6,0.2,0.2] [--seed N] [--names DIR|casiav1]"""
 
 NO_RENAMES = "none"
 
@@ -71,7 +72,8 @@ def parser() -> Parser:
         description="Index a public IML dataset from the way its publisher distributes it, check every file,\n"
         'and write an IMDL-BenCo JsonDataset list ([image, mask or "Negative"], absolute paths).\n'
         "Masks that need converting (inverted, colour-coded, rescaled) are written beside the list,\n"
-        "in <list>_masks/; nothing in ROOT is changed. `benco data protocol --help`: a whole protocol.",
+        "in <list>_masks/; nothing in ROOT is changed. `benco data protocol --help`: a whole protocol;\n"
+        "`benco data split --help`: a list split into training, validation and test lists by source photograph.",
     )
     p.add_argument("name", choices=list(DATASETS), metavar="NAME", help="one of " + ", ".join(DATASETS))
     p.add_argument("root", type=Path, metavar="ROOT", help="the dataset's folder, as unpacked")
@@ -165,9 +167,96 @@ def protocol_parser() -> Parser:
     return p
 
 
+def split_parser() -> Parser:
+    from ..datasets.split import DEFAULT_FRACTIONS
+
+    p = Parser(
+        prog="benco data split",
+        description="Split a JsonDataset list (as `benco data` writes it) into train, val and test lists, every "
+        "image made from the same source photograph on one side (CASIA names its sources: Au_ani_0001 is "
+        "ani0001, Sp_D_NRN_A_ani0001_arc0059_0404 was made from ani0001 and arc0059); an image whose name names "
+        "no source is a group of its own. Writes OUT/{train,val,test}.json and .txt (the image names).",
+    )
+    p.add_argument("list", type=Path, metavar="LIST.json", help="the list to split (authentic images included or not)")
+    p.add_argument("--out", type=Path, metavar="DIR", default=None, help="folder for the lists (default: LIST_split/)")
+    p.add_argument(
+        "--fractions",
+        default=",".join(f"{f:g}" for f in DEFAULT_FRACTIONS),
+        help="shares of train,val,test, of the tampered and of the authentic images alike (default: %(default)s)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="the random order the source groups are dealt in (default 0)")
+    p.add_argument(
+        "--names",
+        default=None,
+        metavar="DIR|NAME",
+        help="take a split made before instead of making one: a folder of train.txt, val.txt and test.txt (image "
+        "file names), or a packaged split's name (" + ", ".join(_packaged_splits()) + ")",
+    )
+    p.add_argument("--debug", action="store_true", help="show full tracebacks")
+    return p
+
+
+def _splits_folder() -> Path:
+    """Where the packaged splits are: configs/splits/<name>/{train,val,test}.txt."""
+    from importlib import resources
+
+    from ..config import PACKAGED_CONFIGS
+
+    return Path(str(resources.files(PACKAGED_CONFIGS))) / "splits"
+
+
+def _packaged_splits() -> List[str]:
+    folder = _splits_folder()
+    return sorted(d.name for d in folder.iterdir() if d.is_dir()) if folder.is_dir() else []
+
+
+def _names_folder(value: str) -> Path:
+    if Path(value).is_dir():
+        return Path(value)
+    if value in _packaged_splits():
+        return _splits_folder() / value
+    raise UsageError(
+        f"--names {value}: no such folder, and no packaged split of that name ({', '.join(_packaged_splits())})"
+    )
+
+
+def _split(args) -> int:
+    from ..datasets import split
+    from ..terminal import say, show, warn
+
+    rows = split.read_list(args.list)
+    out = args.out or args.list.with_name(args.list.stem + "_split")
+    if args.names is None:
+        result = split.split(rows, split.parse_fractions(args.fractions), args.seed)
+        how = f"seed {args.seed}, fractions {args.fractions}"
+    else:
+        folder = _names_folder(args.names)
+        result, unnamed, absent = split.by_names(rows, folder)
+        how = f"as named in {folder}"
+        if unnamed:
+            warn(
+                f"{len(unnamed)} image(s) of {args.list} are in none of {folder}'s lists and are left out "
+                f"(e.g. {Path(unnamed[0]).name})"
+            )
+        if absent:
+            warn(
+                f"{len(absent)} image(s) the split names are not in {args.list} (e.g. {absent[0]}): "
+                "your copy lacks them, or named them otherwise"
+            )
+        shared = split.straddling(result)
+        if shared:
+            warn(f"{len(shared)} source photograph(s) are on two sides of this split (e.g. {shared[0]})")
+    files = split.write(result, out)
+    show(split.table(result, f"{args.list} split {how}"))
+    say(f"Wrote {out}/{{train,val,test}}.json and .txt ({len(files)} files)")
+    return 0
+
+
 def main(argv: List[str]) -> int:
     if argv[:1] == ["protocol"]:
         return _protocol(protocol_parser().parse_args(argv[1:]))
+    if argv[:1] == ["split"]:
+        return _split(split_parser().parse_args(argv[1:]))
     args = parser().parse_args(argv)
     if args.subset is not None and args.name != "defacto":
         raise UsageError(f"--subset: a DEFACTO list (DEFACTO12k-test.txt); {args.name} takes none")
