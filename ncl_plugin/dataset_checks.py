@@ -126,6 +126,40 @@ def check_mani_folder(path: str, flag: str) -> None:
         raise UsageError(
             f"{flag} {path}: Tp/ has {len(tp)} files but Gt/ has {len(gt)}; they are paired in sorted order{example}"
         )
+    _check_pairs_share_names(tp, gt, path, flag)
+
+
+# How datasets name a mask after its image: x.jpg -> x_gt.png (CASIA), x_mask.png, x_edgemask.jpg (Columbia).
+MASK_SUFFIXES = ("_gt", "-gt", "_mask", "-mask", "_edgemask", "_groundtruth")
+
+
+def _partner_name(file: str) -> str:
+    stem = os.path.splitext(file)[0].lower()
+    for suffix in MASK_SUFFIXES:
+        if stem.endswith(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
+def _check_pairs_share_names(tp: Sequence[str], gt: Sequence[str], path: str, flag: str) -> None:
+    """IMDL-BenCo's ManiDataset pairs the n-th image with the n-th mask in sorted order. Where some pairs
+    share a name and others do not, a mask is missing, renamed or extra, and every pair after it is
+    scored against another image's mask: an error, naming the files. A folder whose images and masks
+    follow two naming schemes (no pair shares a name: 1t.tif with 1forged.tif) is left to that order."""
+    differ = [(t, g) for t, g in zip(tp, gt) if _partner_name(t) != _partner_name(g)]
+    if not differ or len(differ) == len(tp):
+        return
+    masks = {_partner_name(g) for g in gt}
+    images = {_partner_name(t) for t in tp}
+    alone = [f"Tp/{t}" for t in tp if _partner_name(t) not in masks] + [
+        f"Gt/{g}" for g in gt if _partner_name(g) not in images
+    ]
+    unpaired = f"; without a partner of their name: {', '.join(alone[:4])}" + (" ..." if len(alone) > 4 else "")
+    raise UsageError(
+        f"{flag} {path}: Tp/ and Gt/ are paired in sorted order, and {len(differ)} of {len(tp)} pairs do not share "
+        f"a name (first: Tp/{differ[0][0]} with Gt/{differ[0][1]}){unpaired if alone else ''}; rename them so that "
+        f"each mask is named after its image, or give a JsonDataset list"
+    )
 
 
 class SkipCounter:

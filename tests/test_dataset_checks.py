@@ -35,6 +35,27 @@ def test_tp_and_gt_counts_differ(dataset, tmp_path, capsys):
     assert "Tp/ has 6 files but Gt/ has 5; they are paired in sorted order; for example" in err[0]
 
 
+def test_a_renamed_mask_is_named_not_paired_by_order(dataset, tmp_path, capsys):
+    """One mask renamed: ManiDataset's sorted order would score every later image against another image's
+    mask (5 of 8 here). Pairs that share no name cannot hide: the files are named, nothing trains."""
+    folder = copy_mani(dataset / "train", tmp_path / "set", count=8)
+    third = sorted((folder / "Gt").iterdir())[2]
+    third.rename(folder / "Gt" / "zz_renamed.png")
+    code, err = error_of(train_args(folder, dataset / "test", tmp_path / "out"), capsys)
+    assert code == 2 and len(err) == 1
+    assert "pairs do not share a name" in err[0] and f"Tp/{third.name}" in err[0] and "Gt/zz_renamed.png" in err[0]
+    assert not (tmp_path / "out" / "log.txt").exists()
+
+
+def test_masks_named_after_their_images_pair(dataset, tmp_path, capsys):
+    """CASIA's x.jpg with x_gt.png: the same names, the mask's suffix aside."""
+    folder = copy_mani(dataset / "train", tmp_path / "set", count=4)
+    for mask in (folder / "Gt").iterdir():
+        mask.rename(mask.with_name(mask.stem + "_gt.png"))
+    code, err = error_of(train_args(folder, dataset / "test", tmp_path / "out"), capsys)
+    assert code == 0, err
+
+
 def test_json_entry_that_does_not_exist_is_named(dataset, tmp_path, capsys):
     entries = json.loads((dataset / "train.json").read_text())[:4]
     entries[2][0] = str(tmp_path / "gone.png")
