@@ -82,6 +82,11 @@ def _read_json(path: str, flag: str):
             return json.load(handle)
     except json.JSONDecodeError as err:
         raise UsageError(f"{flag} {path}: invalid JSON at line {err.lineno}: {err.msg}") from None
+    except UnicodeDecodeError:  # an image or another binary file given where a dataset goes
+        raise UsageError(
+            f"{flag} {path}: a file that is not JSON; give a dataset: a folder with Tp/ and Gt/, "
+            f"or a JSON list of [image, mask] pairs"
+        ) from None
 
 
 def _dataset_options(args, transform, post) -> Dict:

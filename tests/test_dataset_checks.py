@@ -56,6 +56,13 @@ def test_masks_named_after_their_images_pair(dataset, tmp_path, capsys):
     assert code == 0, err
 
 
+def test_an_image_given_as_a_test_set_is_one_line(dataset, tmp_path, capsys):
+    image = sorted((dataset / "test" / "Tp").iterdir())[0]
+    code, err = error_of(train_args(dataset / "train", image, tmp_path / "out"), capsys)
+    assert code == 2 and len(err) == 1
+    assert f"--test_data_path {image}: a file that is not JSON; give a dataset" in err[0]
+
+
 def test_json_entry_that_does_not_exist_is_named(dataset, tmp_path, capsys):
     entries = json.loads((dataset / "train.json").read_text())[:4]
     entries[2][0] = str(tmp_path / "gone.png")
