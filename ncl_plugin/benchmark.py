@@ -213,9 +213,9 @@ def _flag_value(command: Sequence[str], flag: str) -> Optional[str]:
     return values[-1] if values else None
 
 
-def tables(runs: Sequence[Run], out: Path, name: str = "bench") -> Tuple[str, List[Path]]:
-    """``benco compare`` over the finished runs, one row per job, with parameters and seconds per step:
-    <out>/<name>.md, .tex, .csv and .png. Returns (the Markdown table, the files)."""
+def tables(runs: Sequence[Run], out: Path, name: str = "bench", select: str = "best") -> Tuple[str, List[Path]]:
+    """``benco compare`` over the finished runs, one row per job, with parameters and seconds per step, each
+    run at its ``select`` epoch: <out>/<name>.md, .tex, .csv and .png. Returns (the Markdown table, the files)."""
     from .report import compare
 
     finished = [r for r in runs if r.finished]
@@ -224,9 +224,9 @@ def tables(runs: Sequence[Run], out: Path, name: str = "bench") -> Tuple[str, Li
     paths = [str(r.folder) for r in finished]
     labels = {str(r.folder): r.job.label or r.job.name for r in finished}
     files = [out / f"{name}.{ext}" for ext in ("md", "tex", "csv", "png")]
-    table = compare(paths, "markdown", out=str(files[0]), plot_path=str(files[3]), labels=labels, costs=True)
-    compare(paths, "latex", out=str(files[1]), labels=labels, costs=True)
-    compare(paths, "csv", out=str(files[2]), labels=labels, costs=True)
+    table = compare(paths, "markdown", select=select, out=str(files[0]), plot_path=str(files[3]), labels=labels, costs=True)
+    compare(paths, "latex", select=select, out=str(files[1]), labels=labels, costs=True)
+    compare(paths, "csv", select=select, out=str(files[2]), labels=labels, costs=True)
     return table, files
 
 
@@ -264,7 +264,12 @@ class Budget:
 
     def flags(self) -> List[str]:
         overrides = [f for k, v in self.overrides.items() for f in (f"--{k}", str(v))]
-        return ["--config", self.config, *overrides, "--metrics", METRICS, *self.data, *self.runtime]
+        return ["--config", self.config, *overrides, "--metrics", self.metrics(), *self.data, *self.runtime]
+
+    def metrics(self) -> str:
+        """METRICS, and any other metric the recipe asks for (a real-data recipe's image-level AUC)."""
+        asked = [m.strip() for m in str(self.values.get("metrics", "")).split(",") if m.strip()]
+        return ",".join(dict.fromkeys(METRICS.split(",") + asked))
 
     def describe(self) -> str:
         v = self.values

@@ -45,6 +45,13 @@ def parser() -> Parser:
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (as benco train)")
     p.add_argument("--num_workers", default=None, type=int)
     p.add_argument("--out", default="runs/bench", help="one folder per run, and the tables (default: runs/bench)")
+    p.add_argument(
+        "--select",
+        choices=("best", "last"),
+        default="best",
+        help="the epoch each run is reported at: best (IMDL-BenCo's rule, over the test sets) or last (a "
+        "schedule chosen on validation data, so that the test set chooses nothing)",
+    )
     p.add_argument("--debug", action="store_true")
     return p
 
@@ -71,8 +78,8 @@ def main(argv: List[str]) -> int:
         f"{sum(r.finished for r in runs)} finished before, kept"
     )
     check_records(runs)
-    failed = execute(runs, budget.values.get("epochs"), after_each=lambda: tables(runs, out))
-    table, files = tables(runs, out)
+    failed = execute(runs, budget.values.get("epochs"), after_each=lambda: tables(runs, out, select=args.select))
+    table, files = tables(runs, out, select=args.select)
     print(table, end="")
     say(f"Wrote {', '.join(str(f) for f in files)}")
     if failed:
