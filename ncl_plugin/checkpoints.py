@@ -57,6 +57,10 @@ def load_checkpoint(path: str, flag: str = "--checkpoint", trusted: bool = False
     """
     if not os.path.isfile(path):
         raise CheckpointError(f"{flag} {path}: no such file")
+    with open(path, "rb") as handle:
+        start = handle.read(4)
+    if start and not start.startswith(_CHECKPOINT_STARTS):
+        raise _not_a_checkpoint(path, flag)
     try:
         return _safe_load(path)
     except pickle.UnpicklingError as err:
@@ -70,6 +74,19 @@ def load_checkpoint(path: str, flag: str = "--checkpoint", trusted: bool = False
     except (RuntimeError, EOFError, OSError) as err:
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{flag} {path}: unreadable or truncated checkpoint ({reason})") from None
+    except (KeyError, ValueError, UnicodeDecodeError):  # pickle meeting bytes that are no pickle
+        raise _not_a_checkpoint(path, flag) from None
+
+
+def _not_a_checkpoint(path: str, flag: str) -> CheckpointError:
+    return CheckpointError(
+        f"{flag} {path}: not a PyTorch checkpoint; give a checkpoint-<epoch>.pth or the run folder that holds it"
+    )
+
+
+# torch.save writes a zip archive, or (before torch 1.6, or _use_new_zipfile_serialization=False) a pickle
+# stream, which starts with the PROTO opcode; anything else (a text file, an image) is no checkpoint.
+_CHECKPOINT_STARTS = (b"PK\x03\x04", b"\x80")
 
 
 def model_state_dict(checkpoint: Any, path: str, flag: str = "--checkpoint") -> Dict[str, torch.Tensor]:
@@ -145,10 +162,7 @@ def best_checkpoint(path: str) -> str:
 
 def checkpoint_defaults(path: str, trusted: bool = False) -> Tuple[Optional[str], Dict]:
     """The model name and flags a checkpoint of this plugin was trained with (it stores them)."""
-    try:
-        file = best_checkpoint(path)
-    except UsageError:
-        return None, {}  # reported properly once the command runs
+    file = best_checkpoint(path)  # a missing file is the error to report, before any about --model
     checkpoint = load_checkpoint(file, trusted=trusted)
     if not isinstance(checkpoint, dict):
         return None, {}

@@ -76,6 +76,20 @@ def test_arbitrary_pickles_need_an_explicit_flag(tmp_path):
     assert load_checkpoint(str(path), trusted=True)["note"] == Fraction(1, 3)
 
 
+@pytest.mark.parametrize("command", [["test"], ["test-robust"], ["predict", "."]])
+def test_a_missing_or_foreign_checkpoint_is_named_before_any_question_about_the_model(command, tmp_path, capsys):
+    """Without --model, the checkpoint supplies it: a missing one said "--model is required", a text file
+    raised KeyError from deep inside pickle."""
+    from helpers import error_of
+
+    text = tmp_path / "notackpt.pth"
+    text.write_text("not a checkpoint\n")
+    for path, message in ((tmp_path / "nope.pth", "no such file or folder"), (text, "not a PyTorch checkpoint")):
+        data = [] if command[0] == "predict" else ["--test_data_path", tmp_path]
+        code, err = error_of([*command, "--checkpoint", path, *data], capsys)
+        assert code == 2 and len(err) == 1 and f"--checkpoint {path}: {message}" in err[0], err
+
+
 def test_imdlbenco_checkpoints_with_a_namespace_load_without_full_unpickling(tmp_path):
     path = tmp_path / "checkpoint-0.pth"
     torch.save({"model": {"w": torch.ones(1)}, "epoch": 0, "args": argparse.Namespace(lr=1e-4, model="x")}, path)
