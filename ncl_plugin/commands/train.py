@@ -1,5 +1,6 @@
 """``benco train``: any IMDL-BenCo model on IMDL-BenCo's datasets, loop and evaluators."""
 
+import os
 from typing import List
 
 from ..checkpoints import KEEP_BEST_AFTER_EPOCH
@@ -89,6 +90,25 @@ def main(argv: List[str]) -> int:
     from ..training import train
 
     args, model_args, model_class = flags.parse_command(parser(), with_default_config(argv))
+    refuse_another_run(args.output_dir, args.resume)
     with command_log(args.output_dir, NAME, args.verbose):
         train(args, model_args, model_class)
     return 0
+
+
+def refuse_another_run(output_dir: str, resume: str) -> None:
+    """A folder that holds a run is continued (--resume) or left alone: training afresh into it would
+    overwrite its checkpoints and summary and append a second epoch 0 to its log."""
+    from ..checkpoints import INTERRUPTED_NAME, list_checkpoints
+    from ..errors import UsageError
+    from ..training_log import LOG_NAME, SUMMARY_NAME
+
+    if resume or not output_dir or not os.path.isdir(output_dir):
+        return
+    held = [n for n in (LOG_NAME, SUMMARY_NAME, INTERRUPTED_NAME) if os.path.isfile(os.path.join(output_dir, n))]
+    held += [os.path.basename(p) for _, p in list_checkpoints(output_dir)][-1:]
+    if held:
+        raise UsageError(
+            f"--output_dir {output_dir} holds another run ({', '.join(held)}): continue it with --resume auto, "
+            f"or give another --output_dir"
+        )
