@@ -4,6 +4,8 @@
     python benchmarks/data_efficiency.py --out runs/data-efficiency-post --post jpeg:60-95,resize:0.5-0.9
     python benchmarks/data_efficiency.py --sizes 50,100 --models ncl,deeplabv3plus  # a part of it
     python benchmarks/data_efficiency.py --seeds 0                                   # seed 0 of every point first
+    python benchmarks/data_efficiency.py --config casia-cpu --data_path casiav1_split/train.json \
+        --test_data_path casiav1_split/test.json --out runs/casia-data-efficiency    # real data: 100,200,400,all
 
 NCL, the pivot-consistent loss alone (`ncl:contrast_weight=0`) and its network with plain BCE
 (`deeplabv3plus`) train on the first 50, 100, 200, 400 and 800 training images of the embedded set
@@ -16,6 +18,12 @@ stopped and run again. Writes benco compare's table (`results.md`, `.tex`, `.csv
 size: each model's pixel-F1 and AUC, mean ± standard deviation over seeds, and NCL's F1 lead over
 the other two) and `curve.png`: pixel-F1 and AUC against the training-set size, one line per
 model, mean and min-max over seeds.
+
+With --data_path (a real training list, e.g. CASIA v1.0's training side) the sizes are 100, 200, 400
+and the whole list (nested subsets in one fixed random order, authentic images included as the list
+holds them), every run takes the recipe's steps on the whole list (its epochs x list size // 8), the
+pivot-consistent loss alone is named `pc-only`, runs are tested at the end of the schedule and
+reported at their last epoch (the test set chooses nothing), on --test_data_path.
 """
 import argparse
 import json
@@ -35,18 +43,18 @@ MODELS = {"ncl": ("ncl", []), "ncl:contrast_weight=0": ("ncl", ["--contrast_weig
 STEPS, BATCH, FULL = 900, 8, 800  # the quickstart: 9 epochs of 800 images, warm-up 1, test period 3
 
 
-def schedule(size: int):
-    """(epochs, warm-up epochs, test period) giving `size` images the quickstart's steps (the loader
-    drops the last incomplete batch: size // 8 steps an epoch)."""
+def schedule(size: int, steps: int = STEPS, full: int = FULL, warmup: int = 1, period: int = 3):
+    """(epochs, warm-up epochs, test period) giving `size` images the steps of `full` images' recipe (the
+    quickstart's by default; the loader drops the last incomplete batch: size // 8 steps an epoch)."""
     per_epoch = size // BATCH
-    epochs = math.ceil(STEPS / per_epoch)
-    full = FULL // BATCH
-    return epochs, max(1, round(full / per_epoch)), max(1, round(3 * full / per_epoch))
+    epochs = math.ceil(steps / per_epoch)
+    full_epoch = full // BATCH
+    return epochs, max(1, round(warmup * full_epoch / per_epoch)), max(1, round(period * full_epoch / per_epoch))
 
 
-def subsets(folder: Path, sizes, out: Path):
-    """{size: list file}: nested subsets of the set's training list, in one fixed random order."""
-    images = json.loads((folder / "train.json").read_text())
+def subsets(images, sizes, out: Path):
+    """{size: list file}: nested subsets of a training list, in one fixed random order."""
+    images = list(images)
     random.Random(0).shuffle(images)
     lists = {}
     for size in sizes:
@@ -59,8 +67,9 @@ def subsets(folder: Path, sizes, out: Path):
     return lists
 
 
-def points(folders):
-    """{model: {size: [(F1, AUC) per finished seed]}} from the run folders (n<size>-<model>-seed<N>)."""
+def points(folders, select: str = "best"):
+    """{model: {size: [(F1, AUC) per finished seed]}} from the run folders (n<size>-<model>-seed<N>), each
+    run at its best epoch (IMDL-BenCo's rule) or, with select="last", its last tested one."""
     found = {}
     for folder in map(Path, folders):
         summary = folder / "summary.json"
@@ -68,7 +77,8 @@ def points(folders):
             continue
         size, model = folder.name.split("-", 1)
         model = model.rsplit(SEED_MARK, 1)[0]
-        means = json.loads(summary.read_text())["best_mean"]
+        summary = json.loads(summary.read_text())
+        means = summary["best_mean"] if select == "best" else next(iter(summary["last"].values()))
         found.setdefault(model, {}).setdefault(int(size[1:]), []).append(
             (means["pixel-level F1"], means["pixel-level AUC"]))
     return found
@@ -79,10 +89,11 @@ def _mean_std(values):
     return f"{mean:.3f} ± {statistics.stdev(values):.3f}" if len(values) > 1 else f"{mean:.3f}"
 
 
-def summary_table(found) -> str:
+def summary_table(found, models=MODELS) -> str:
     """Markdown: one row per training-set size; per model pixel-F1 and AUC, mean ± standard deviation over
     seeds (as benco compare), and NCL's F1 lead over each of its two references."""
-    models = sorted(found, key=lambda m: list(MODELS).index(m) if m in MODELS else len(MODELS))  # the harness's order
+    order = list(models)
+    models = sorted(found, key=lambda m: order.index(m) if m in order else len(order))  # the harness's order
     sizes = sorted({s for by_size in found.values() for s in by_size})
     lead = [m for m in models if m != "ncl"] if "ncl" in found else []
     header = ["training images", "seeds", *(f"{m} F1" for m in models), *(f"{m} AUC" for m in models),
@@ -102,7 +113,7 @@ def summary_table(found) -> str:
     return "\n".join(rows)
 
 
-def curve(found, out: Path, post: str = "") -> None:
+def curve(found, out: Path, title: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -125,17 +136,23 @@ def curve(found, out: Path, post: str = "") -> None:
             axis.set_xlabel("training images")
             axis.set_ylabel(metric)
     axes[0].legend(fontsize=8)
-    variant = f"the embedded set post-processed ({post})" if post else "the embedded set"
-    figure.suptitle(f"{variant}; equal optimiser steps (900 of batch 8); mean, min-max over seeds", fontsize=9)
+    figure.suptitle(f"{title}; mean, min-max over seeds", fontsize=9)
     figure.tight_layout()
     figure.savefig(out / "curve.png", dpi=120)
     plt.close(figure)
 
 
+# On a real training list (--data_path), the pivot-consistent loss alone goes by a name without a colon,
+# so that its run folders can be checked out anywhere.
+REAL_MODELS = {"ncl": ("ncl", []), "pc-only": ("ncl", ["--contrast_weight", "0"]), "deeplabv3plus": ("deeplabv3plus", [])}
+REAL_SIZES = "100,200,400,all"
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default=",".join(map(str, SIZES)))
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--sizes", default=None, help=f"default {','.join(map(str, SIZES))}; with --data_path "
+                        f"{REAL_SIZES} (all: the whole list)")
+    parser.add_argument("--models", default=None)
     parser.add_argument("--no_train", action="store_true", help="tabulate the finished runs only; train nothing")
     parser.add_argument("--post", default="", help="the embedded set post-processed, as `benco synth --post`")
     add_budget_flags(parser)
@@ -143,23 +160,37 @@ def main(argv=None):
     args = parser.parse_args(argv)
     given = [int(x) for x in args.seeds.split(",")] if args.seeds else None  # a part of the grid, e.g. seed 0 first
     args.seeds = args.seeds or "0"  # every job below names its own seeds
-    if args.data_path:
-        parser.error("--data_path: the curve is drawn on the embedded set (--post for a harder variant)")
+    real = bool(args.data_path)
+    if real and (args.post or not args.test_data_path):
+        parser.error("--data_path: give its --test_data_path too (--post is for the embedded set)")
     resolve_budget(args)
-    from ncl_plugin import postprocess, synthetic
-
     recipe = args.recipe
-    post = postprocess.parse(args.post) if args.post else postprocess.NONE
-    folder, _ = synthetic.cached(recipe["synthetic_images"], recipe["synthetic_size"], post=post)
+    models = REAL_MODELS if real else MODELS
     out = Path(args.out)
-    sizes = [int(s) for s in args.sizes.split(",")]
-    lists = subsets(folder, sizes, out)
-    test = ["--test_data_path", str(folder / "test_datasets.json")]
+    if real:
+        from ncl_plugin.datasets.split import read_list
+
+        images = read_list(Path(args.data_path), "--data_path")
+        sizes = [len(images) if s == "all" else int(s) for s in (args.sizes or REAL_SIZES).split(",")]
+        # equal steps: the recipe's, on the whole list
+        budget = dict(steps=int(recipe["epochs"]) * (len(images) // BATCH), full=len(images),
+                      warmup=int(recipe.get("warmup_epochs", 1)), period=int(recipe.get("test_period", 1)))
+        test = ["--test_data_path", args.test_data_path]
+    else:
+        from ncl_plugin import postprocess, synthetic
+
+        post = postprocess.parse(args.post) if args.post else postprocess.NONE
+        folder, _ = synthetic.cached(recipe["synthetic_images"], recipe["synthetic_size"], post=post)
+        images = json.loads((folder / "train.json").read_text())
+        sizes = [int(s) for s in (args.sizes or ",".join(map(str, SIZES))).split(",")]
+        budget = {}
+        test = ["--test_data_path", str(folder / "test_datasets.json")]
+    lists = subsets(images, sizes, out)
     jobs = []
     for size in sizes:
-        epochs, warmup, period = schedule(size)
-        for label in args.models.split(","):
-            model, flags = MODELS[label]
+        epochs, warmup, period = schedule(size, **budget)
+        for label in (args.models or ",".join(models)).split(","):
+            model, flags = models[label]
             jobs.append({
                 "name": f"n{size}-{label}", "model": model, "seeds": given or ([0, 1, 2] if size <= 100 else [0, 1]),
                 "flags": ["--data_path", str(lists[size]), *test, "--epochs", str(epochs),
@@ -171,12 +202,15 @@ def main(argv=None):
         folders = [str(r.folder) for r in plan([Job(j["name"], j["model"], seeds=j["seeds"]) for j in jobs], [], [], out)]
     else:
         folders = run_all(jobs, args)
-    compare(folders, str(out), f"Equal steps, {args.sizes} training images" + (f", post {args.post}" if args.post else ""),
-            by_job=True)
-    found = points(folders)
-    table = summary_table(found)
+    title = f"Equal steps, {','.join(map(str, sizes))} training images" + (f", post {args.post}" if args.post else "")
+    compare(folders, str(out), title, by_job=True, select="last" if real else "best")
+    found = points(folders, "last" if real else "best")
+    table = summary_table(found, models)
     (out / "curve.md").write_text(table + "\n")
-    curve(found, out, args.post)
+    what = f"{Path(args.data_path).name}, tested on {Path(args.test_data_path).name}" if real else (
+        f"the embedded set post-processed ({args.post})" if args.post else "the embedded set")
+    steps = budget.get("steps", STEPS)
+    curve(found, out, f"{what}; equal optimiser steps ({steps} of batch {BATCH})")
     print(f"\n{table}\nWrote {out / 'curve.md'} and {out / 'curve.png'}")
 
 

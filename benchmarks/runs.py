@@ -86,16 +86,17 @@ def run_all(jobs: Sequence[Dict], args) -> List[str]:
     return [str(r.folder) for r in runs]
 
 
-def compare(folders: List[str], out: str, title: str, by_job: bool = False) -> str:
-    """benco compare over the finished runs. by_job: one row per job name (the folder name without
-    its -seedN), for harnesses whose runs differ in their data, where settings would make poor labels."""
+def compare(folders: List[str], out: str, title: str, by_job: bool = False, select: str = "best") -> str:
+    """benco compare over the finished runs, each at its ``select`` epoch. by_job: one row per job name (the
+    folder name without its -seedN), for harnesses whose runs differ in their data, where settings would make
+    poor labels."""
     from ncl_plugin.report import compare as compare_runs
 
     finished = [f for f in folders if (Path(f) / "summary.json").exists()]
     labels = {f: Path(f).name.rsplit("-seed", 1)[0] for f in finished} if by_job else None
-    table = compare_runs(finished, "markdown", out=str(Path(out) / "results.md"), plot_path=str(Path(out) / "results.png"),
-                         labels=labels)
-    compare_runs(finished, "latex", out=str(Path(out) / "results.tex"), labels=labels)
-    compare_runs(finished, "csv", out=str(Path(out) / "results.csv"), labels=labels)
+    table = compare_runs(finished, "markdown", select=select, out=str(Path(out) / "results.md"),
+                         plot_path=str(Path(out) / "results.png"), labels=labels)
+    compare_runs(finished, "latex", select=select, out=str(Path(out) / "results.tex"), labels=labels)
+    compare_runs(finished, "csv", select=select, out=str(Path(out) / "results.csv"), labels=labels)
     print(f"\n{title}\n\n{table}\nWrote {out}/results.md, .tex, .csv and .png")
     return table
