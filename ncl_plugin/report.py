@@ -105,9 +105,20 @@ def _pick(tested: Dict[int, Dict], select: str) -> Tuple[int, Dict]:
     return epoch, tested[epoch]
 
 
+def _test_results_in(folder: Path) -> Path:
+    """The ``benco test`` result in a folder: test_results.json, or its one test_results-<test set>.json."""
+    found = sorted(folder.glob("test_results-*.json")) if folder.is_dir() else []
+    if (folder / "test_results.json").is_file() or not found:
+        return folder / "test_results.json"
+    if len(found) > 1 and not (folder / "log.txt").is_file():
+        names = ", ".join(f.name for f in found)
+        raise UsageError(f"{folder}: holds several benco test results ({names}); name the one to compare")
+    return found[0]
+
+
 def load_run(path: str, select: str) -> Run:
     folder = Path(path)
-    results = folder if folder.is_file() else folder / "test_results.json"
+    results = folder if folder.is_file() else _test_results_in(folder)
     log = folder / "log.txt"
     summary = folder / "summary.json"
     settings: Dict = {}

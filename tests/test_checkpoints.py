@@ -95,19 +95,3 @@ def test_imdlbenco_checkpoints_with_a_namespace_load_without_full_unpickling(tmp
     torch.save({"model": {"w": torch.ones(1)}, "epoch": 0, "args": argparse.Namespace(lr=1e-4, model="x")}, path)
     assert load_checkpoint(str(path))["args"].lr == 1e-4
 
-
-def test_training_into_a_folder_that_holds_a_run_is_refused_unless_resumed(dataset, tmp_path, capsys):
-    """A second `benco train` into a run's folder used to overwrite its checkpoint-0.pth and summary.json and
-    append a second epoch 0 to its log.txt."""
-    from helpers import error_of, train_args
-
-    out = tmp_path / "run"
-    assert error_of(train_args(dataset / "train", dataset / "test", out), capsys)[0] == 0
-    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    code, err = error_of(train_args(dataset / "train", dataset / "test", out), capsys)
-    assert code == 2 and len(err) == 1
-    assert f"--output_dir {out} holds another run (log.txt, summary.json, checkpoint-0.pth)" in err[0]
-    assert "--resume auto" in err[0]
-    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
-    code, err = error_of(train_args(dataset / "train", dataset / "test", out, "--resume", "auto"), capsys)
-    assert code == 0, err

@@ -1,6 +1,7 @@
 """``benco test``: one checkpoint, or every checkpoint of a folder, on every test set."""
 
 import os
+import re
 from typing import Dict, List
 
 from ..checkpoints import checkpoint_files, load_weights
@@ -25,17 +26,21 @@ def parser() -> Parser:
     p.add_argument(
         "--out",
         default=None,
-        help="results file stem (default: test_results in the checkpoint's folder); .json and .csv are written",
+        help="results file stem (default: test_results-<test data name> in the checkpoint's folder); "
+        ".json and .csv are written",
     )
     return p
 
 
 def results_stem(args, name: str) -> str:
-    """--out, or ``name`` in the checkpoint's folder."""
+    """--out, or ``name``-<the test data's name> in the checkpoint's folder: a test on another test set writes
+    beside the first instead of over it."""
     if args.out:
         return args.out
     folder = args.checkpoint if os.path.isdir(args.checkpoint) else os.path.dirname(os.path.abspath(args.checkpoint))
-    return os.path.join(folder, name)
+    data = os.path.basename(os.path.normpath(args.test_data_path))
+    data = os.path.splitext(data)[0] if os.path.isfile(args.test_data_path) else data
+    return os.path.join(folder, f"{name}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', data)}")
 
 
 def test(args, model_args, model_class) -> List[Dict]:
