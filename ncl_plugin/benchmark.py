@@ -224,7 +224,9 @@ def tables(runs: Sequence[Run], out: Path, name: str = "bench", select: str = "b
     paths = [str(r.folder) for r in finished]
     labels = {str(r.folder): r.job.label or r.job.name for r in finished}
     files = [out / f"{name}.{ext}" for ext in ("md", "tex", "csv", "png")]
-    table = compare(paths, "markdown", select=select, out=str(files[0]), plot_path=str(files[3]), labels=labels, costs=True)
+    table = compare(
+        paths, "markdown", select=select, out=str(files[0]), plot_path=str(files[3]), labels=labels, costs=True
+    )
     compare(paths, "latex", select=select, out=str(files[1]), labels=labels, costs=True)
     compare(paths, "csv", select=select, out=str(files[2]), labels=labels, costs=True)
     return table, files

@@ -28,7 +28,11 @@ def parser() -> Parser:
     p.add_argument("--blur", default="0,3,7,11,15,19,23", help="Gaussian blur kernel sizes (0: none)")
     p.add_argument("--noise", default="3,7,11,15,19,23", help="Gaussian noise variances")
     p.add_argument("--resize", default="0.78,0.25", help="resize factors (down and back up)")
-    p.add_argument("--out", default=None, help="results file stem (default: robustness-<test data name> in the checkpoint's folder)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="results file stem (default: robustness-<test data name> in the checkpoint's folder)",
+    )
     return p
 
 
