@@ -98,9 +98,30 @@ def model_state_dict(checkpoint: Any, path: str, flag: str = "--checkpoint") -> 
     return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
+SYNTHETIC_WARNING = "generated images only: not meant for real photographs (it has never seen a real manipulation)"
+
+
+def trained_on(checkpoint: Any) -> str:
+    """What a checkpoint's model was trained on, in words: the embedded synthetic set (said to be generated
+    images), or the --data_path it names."""
+    args = checkpoint.get("args") if isinstance(checkpoint, dict) and isinstance(checkpoint.get("args"), dict) else {}
+    described = args.get("training_data")
+    data = args.get("data_path")
+    if described is None and data:  # a checkpoint saved before training_data was recorded
+        synthetic = Path(str(data)).parent.name.startswith("synthetic-")
+        described = f"synthetic:the embedded synthetic set ({data})" if synthetic else str(data)
+    if not described:
+        return "unknown training data (the checkpoint does not say)"
+    if described.startswith("synthetic:"):
+        return f"{described[len('synthetic:'):]}: {SYNTHETIC_WARNING}"
+    return described
+
+
 def load_weights(model: torch.nn.Module, path: str, trusted: bool = False) -> None:
-    """``--checkpoint``: every weight must fit the model."""
-    state = model_state_dict(load_checkpoint(path, trusted=trusted), path)
+    """``--checkpoint``: every weight must fit the model. Says, in one line, what the model was trained on."""
+    checkpoint = load_checkpoint(path, trusted=trusted)
+    say(f"{path}: trained on {trained_on(checkpoint)}")
+    state = model_state_dict(checkpoint, path)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:

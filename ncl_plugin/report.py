@@ -52,6 +52,7 @@ IGNORED = {
     "metrics",
     "test_period",
     "channels_last",
+    "training_data",  # data_path, in words
 }
 
 

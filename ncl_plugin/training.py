@@ -8,6 +8,7 @@ the embedded dataset when no data is given, a guard against non-finite
 losses, and exact resumption after an interruption (:mod:`interruption`).
 """
 
+import os
 import time
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -49,6 +50,7 @@ def prepare_data(args, metrics: List[str]) -> None:
     includes them (pixel metrics stay means over its tampered images: metrics.OverTamperedImages).
     """
     if args.data_path:
+        args.training_data = os.path.abspath(args.data_path)  # recorded in every checkpoint (benco test, predict)
         if not args.test_data_path:
             raise UsageError(
                 "--test_data_path is required with --data_path (a dataset folder or a JSON map of test sets)"
@@ -64,6 +66,11 @@ def prepare_data(args, metrics: List[str]) -> None:
     folder, _ = synthetic.cached(args.synthetic_images, args.synthetic_size, show_progress=False, post=post)
     args.data_path = str(folder / "train")
     args.test_data_path = str(folder / "test_datasets.json")
+    processed = f", post-processed {args.synthetic_post}" if args.synthetic_post else ""
+    args.training_data = (
+        f"synthetic:the embedded synthetic set ({args.synthetic_images} generated images at "
+        f"{args.synthetic_size}x{args.synthetic_size}{processed}; {folder})"
+    )
     if any(m.startswith("image") for m in metrics):
         args.test_data_path = str(folder / "test_datasets_with_authentic.json")
         say("Image-level metrics: testing on the synthetic test images with the authentic ones")

@@ -95,3 +95,15 @@ def test_imdlbenco_checkpoints_with_a_namespace_load_without_full_unpickling(tmp
     torch.save({"model": {"w": torch.ones(1)}, "epoch": 0, "args": argparse.Namespace(lr=1e-4, model="x")}, path)
     assert load_checkpoint(str(path))["args"].lr == 1e-4
 
+
+
+def test_a_checkpoint_says_what_it_was_trained_on(tmp_path):
+    from ncl_plugin.checkpoints import SYNTHETIC_WARNING, trained_on
+
+    quickstart = {"args": {"training_data": "synthetic:the embedded synthetic set (1000 generated images)"}}
+    assert trained_on(quickstart) == f"the embedded synthetic set (1000 generated images): {SYNTHETIC_WARNING}"
+    older = {"args": {"data_path": "/home/u/.cache/ncl_plugin/synthetic-v4-n1000-s128-seed0/train"}}
+    assert trained_on(older).endswith(SYNTHETIC_WARNING)  # saved before training_data was recorded
+    real = {"args": {"data_path": "/data/casiav1_split/train.json", "training_data": "/data/casiav1_split/train.json"}}
+    assert trained_on(real) == "/data/casiav1_split/train.json"
+    assert trained_on({"model": {}}) == "unknown training data (the checkpoint does not say)"

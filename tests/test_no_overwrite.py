@@ -29,4 +29,6 @@ def test_a_test_on_another_test_set_writes_beside_the_first(dataset, tmp_path, c
     first = json.loads((out / "test_results-test.json").read_text())
     second = json.loads((out / "test_results-test_with_authentic.json").read_text())
     assert [r["test set"] for r in first] == ["test"] and [r["test set"] for r in second] == ["test_with_authentic"]
+    said = (out / "test.log").read_text()  # the checkpoint says what its model was trained on
+    assert f"checkpoint-0.pth: trained on {dataset / 'train'}" in said
     assert not (out / "test_results.json").exists()
