@@ -122,13 +122,36 @@ def load_weights(model: torch.nn.Module, path: str, trusted: bool = False) -> No
     checkpoint = load_checkpoint(path, trusted=trusted)
     say(f"{path}: trained on {trained_on(checkpoint)}")
     state = model_state_dict(checkpoint, path)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
+    misfit = _misfit(model.state_dict(), state)
+    if misfit:
+        args = checkpoint.get("args") if isinstance(checkpoint, dict) else None
+        model_name = args.get("model") if isinstance(args, dict) else None
+        was = f"; it was trained as --model {model_name}" if model_name else ""
         raise CheckpointError(
-            f"--checkpoint {path}: does not fit this model ({first}); pass the --model and model flags it was trained with"
-        ) from None
+            f"--checkpoint {path}: does not fit this model: {misfit}{was}; pass the --model and model flags it was "
+            f"trained with"
+        )
+    model.load_state_dict(state)
+
+
+def _misfit(own: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor]) -> str:
+    """How a state dict differs from a model's, with an example of each kind of difference; '' if it fits."""
+
+    def shape(t) -> str:
+        return "x".join(map(str, t.shape)) or "scalar"
+
+    extra = [k for k in state if k not in own]
+    absent = [k for k in own if k not in state]
+    reshaped = [k for k in state if k in own and own[k].shape != state[k].shape]
+    parts = []
+    if extra:
+        parts.append(f"{len(extra)} weight(s) in the file are not the model's (e.g. {extra[0]})")
+    if absent:
+        parts.append(f"{len(absent)} of the model's are not in the file (e.g. {absent[0]})")
+    if reshaped:
+        k = reshaped[0]
+        parts.append(f"{len(reshaped)} differ in shape (e.g. {k}: {shape(state[k])} in the file, {shape(own[k])} here)")
+    return ", ".join(parts)
 
 
 def load_pretrained(model: torch.nn.Module, path: str) -> None:

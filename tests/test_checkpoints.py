@@ -107,3 +107,16 @@ def test_a_checkpoint_says_what_it_was_trained_on(tmp_path):
     real = {"args": {"data_path": "/data/casiav1_split/train.json", "training_data": "/data/casiav1_split/train.json"}}
     assert trained_on(real) == "/data/casiav1_split/train.json"
     assert trained_on({"model": {}}) == "unknown training data (the checkpoint does not say)"
+
+
+def test_a_checkpoint_of_another_model_names_the_weights_that_do_not_fit(tmp_path):
+    from ncl_plugin import DeepLabV3Plus
+    from ncl_plugin.checkpoints import load_weights
+
+    path = tmp_path / "checkpoint-0.pth"
+    torch.save({"model": small_ncl().state_dict(), "args": {"model": "ncl"}}, path)
+    with pytest.raises(CheckpointError) as raised:
+        load_weights(DeepLabV3Plus(backbone="resnet50", patch_size=16), str(path))
+    message = str(raised.value)
+    assert "does not fit this model:" in message and "it was trained as --model ncl" in message
+    assert "differ in shape (e.g. " in message and " in the file, " in message
