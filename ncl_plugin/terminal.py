@@ -15,6 +15,7 @@ import io
 import os
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Iterable, Iterator, List, Optional
 
@@ -30,7 +31,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from .errors import UsageError
+from .errors import ReportedError, UsageError
 
 console = Console(stderr=True, soft_wrap=True)  # messages stay one line in logs
 
@@ -100,9 +101,22 @@ def command_log(folder: str, command: str, verbose: bool = False) -> Iterator[Op
         try:
             with contextlib.redirect_stdout(sink):
                 yield path
+        except BaseException as err:
+            # the log of a failed command ends with why it failed, not with its last progress line
+            if handle is not None:
+                handle.write(_failure(err))
+            raise
         finally:
             sink.close_pending()
             _active.remove(sink)
+
+
+def _failure(err: BaseException) -> str:
+    if isinstance(err, KeyboardInterrupt):
+        return "==== interrupted\n"
+    if isinstance(err, ReportedError):
+        return f"==== error: {err}\n"
+    return "==== failed:\n" + "".join(traceback.format_exception(type(err), err, err.__traceback__))
 
 
 def print_plain(renderable, handle) -> None:

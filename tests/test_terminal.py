@@ -37,6 +37,22 @@ def test_stdout_is_restored_after_the_command(tmp_path, capsys):
     assert capsys.readouterr().out == "back on stdout\n"
 
 
+def test_a_failed_command_leaves_its_error_in_its_log(tmp_path):
+    """The log of a command that failed used to end with its header or its last progress line."""
+    from ncl_plugin.errors import UsageError
+
+    with pytest.raises(UsageError):
+        with terminal.command_log(str(tmp_path), "train"):
+            print("Epoch: [0]  [0/4]")
+            raise UsageError("--data_path x: no such file or folder")
+    assert (tmp_path / "train.log").read_text().splitlines()[-1] == "==== error: --data_path x: no such file or folder"
+    with pytest.raises(RuntimeError):
+        with terminal.command_log(str(tmp_path), "predict"):
+            raise RuntimeError("boom")
+    log = (tmp_path / "predict.log").read_text()
+    assert "==== failed:" in log and "Traceback" in log and log.rstrip().endswith("RuntimeError: boom")
+
+
 def test_an_unwritable_log_folder_is_a_one_line_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
