@@ -58,10 +58,33 @@ def single_process(args, command: str) -> None:
         raise UsageError(f"benco {command} runs in one process; start it without torchrun")
 
 
+def _check_weight_files(name: str, model_class, kwargs) -> None:
+    """A flag the constructor cannot do without (no default), or a weight-file flag the model's recipe
+    knows it needs, left unset: one line naming it, instead of the traceback of its torch.load(None)."""
+    import inspect
+
+    from .config import model_parameters
+    from .zoo import recipe
+
+    entry = recipe(name)
+    needed = [k for k, p in model_parameters(model_class).items() if p.default is inspect.Parameter.empty]
+    needed += [k for k in entry.weights] + [k for k, _ in entry.flags if k.endswith("path")]
+    unset = [k for k in dict.fromkeys(needed) if k in kwargs and kwargs[k] is None]
+    if unset:
+        fixed = dict(entry.flags)
+        scratch = " ".join(f"--{k} {fixed[k]!r}" if k in fixed else f"--{k} EMPTY_FILE" for k in unset)
+        raise UsageError(
+            f"--model {name} needs {', '.join('--' + k for k in unset)}: its constructor loads pre-trained weights "
+            f"from it; to train from random initialisation give {scratch}, as `benco bench` does (`benco bench --list`)"
+        )
+
+
 def build_model(model_class, args, model_args, device: torch.device):
     """Instantiate, move to ``device`` and wrap in DDP when distributed. Returns (model, unwrapped)."""
+    kwargs = model_kwargs(model_class, args, model_args)
+    _check_weight_files(args.model, model_class, kwargs)
     try:
-        model = model_class(**model_kwargs(model_class, args, model_args))
+        model = model_class(**kwargs)
     except (ValueError, TypeError) as err:
         raise UsageError(f"--model {args.model}: {err}") from None
     except (OSError, KeyError, RuntimeError) as err:

@@ -89,3 +89,19 @@ def test_every_trainable_model_whose_forward_reads_edge_masks_gets_them():
         if inspect.isclass(model_class):
             reads = "edge_mask" in inspect.signature(model_class.forward).parameters
             assert reads == bool(zoo.recipe(name).edge_mask_width), name
+
+
+@pytest.mark.parametrize("model, message", [
+    ("segformer", "--model segformer needs --pretrain_pth_path: its constructor loads pre-trained weights from it; "
+                  "to train from random initialisation give --pretrain_pth_path EMPTY_FILE"),
+    ("PSCC_Net", "--model PSCC_Net needs --pretrain_path: its constructor loads pre-trained weights from it; "
+                 "to train from random initialisation give --pretrain_path ''"),
+])
+def test_a_weight_file_flag_left_out_is_one_line(model, message, dataset, tmp_path, capsys):
+    """segformer without --pretrain_pth_path raised AttributeError ('NoneType' has no attribute 'seek'),
+    PSCC_Net without --pretrain_path a TypeError from os.stat."""
+    from helpers import error_of
+
+    code, err = error_of(["train", "--model", model, "--data_path", dataset / "train", "--test_data_path",
+                          dataset / "test", "--image_size", "64", "--epochs", "1", "--output_dir", tmp_path / "o"], capsys)
+    assert code == 2 and len(err) == 1 and message in err[0], err
