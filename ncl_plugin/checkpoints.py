@@ -113,7 +113,7 @@ def trained_on(checkpoint: Any) -> str:
     if not described:
         return "unknown training data (the checkpoint does not say)"
     if described.startswith("synthetic:"):
-        return f"{described[len('synthetic:'):]}: {SYNTHETIC_WARNING}"
+        return f"{described[len('synthetic:') :]}: {SYNTHETIC_WARNING}"
     return described
 
 
