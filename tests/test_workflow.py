@@ -140,15 +140,53 @@ def test_predict_writes_masks_at_the_original_size(ncl_run, tmp_path):
     Image.fromarray(np.zeros((40, 50), np.uint8)).save(tmp_path / "gray.png")  # grayscale: converted
     result = benco("predict", tmp_path, "--checkpoint", out, "--out", tmp_path / "pred")
     assert (tmp_path / "pred" / "predict.log").read_text().startswith("==== benco predict")
-    assert "Wrote 4 PNGs" in result.stderr and "\x1b" not in result.stderr + result.stdout
+    assert "Wrote 2 masks, 2 overlays" in result.stderr and "\x1b" not in result.stderr + result.stdout
+    assert "s an image" in result.stderr
     mask = Image.open(tmp_path / "pred" / "odd_mask.png")
     assert mask.size == (130, 75) and mask.mode == "L"
-    assert Image.open(tmp_path / "pred" / "odd_overlay.png").size == (130, 75)
+    assert Image.open(tmp_path / "pred" / "odd_overlay.jpg").size == (130, 75)
     assert Image.open(tmp_path / "pred" / "gray_mask.png").size == (50, 40)
     report = json.loads((tmp_path / "pred" / "predictions.json").read_text())
     assert all(0 <= r["score"] <= 1 for r in report.values()) and len(report) == 2
     benco("predict", tmp_path / "odd.jpg", "--checkpoint", out, "--out", tmp_path / "full", "--full_resolution")
     assert Image.open(tmp_path / "full" / "odd_mask.png").size == (130, 75)
+    # a photograph longer than --max_side is predicted at that size; its mask is still at its own size
+    result = benco("predict", tmp_path / "odd.jpg", "--checkpoint", out, "--out", tmp_path / "capped",
+                   "--full_resolution", "--max_side", "64")
+    assert Image.open(tmp_path / "capped" / "odd_mask.png").size == (130, 75)
+    assert "1 image(s) longer than --max_side 64 were predicted at that size" in result.stderr
+
+
+def test_predict_never_reads_its_own_outputs_nor_masks_nor_mixes_runs(ncl_run, dataset, tmp_path, capsys):
+    """A dataset folder's Gt/ masks used to be "predicted" too (and took the plain output names), a second run
+    into the same --out replaced predictions.json beside the first run's PNGs, and `benco predict DIR --out DIR`
+    run twice predicted on its own outputs."""
+    import shutil
+
+    from helpers import error_of
+
+    out, _ = ncl_run
+    folder = tmp_path / "set"
+    for sub in ("Tp", "Gt"):
+        (folder / sub).mkdir(parents=True)
+        for file in sorted((dataset / "test" / sub).iterdir())[:2]:
+            shutil.copy(file, folder / sub / file.name)
+    code, err = error_of(["predict", folder, "--checkpoint", out, "--out", folder / "pred"], capsys)
+    assert code == 0, err
+    report = json.loads((folder / "pred" / "predictions.json").read_text())
+    assert sorted(Path(k).parent.name for k in report) == ["Tp", "Tp"]
+    names = sorted(p.relative_to(folder / "pred").as_posix() for p in (folder / "pred" / "Tp").iterdir())
+    tp = sorted(p.stem for p in (folder / "Tp").iterdir())
+    assert names == sorted([f"Tp/{n}_mask.png" for n in tp] + [f"Tp/{n}_overlay.jpg" for n in tp])
+    before = (folder / "pred" / "predictions.json").read_text()
+    code, err = error_of(["predict", folder, "--checkpoint", out, "--out", folder / "pred"], capsys)
+    assert code == 2 and len(err) == 1 and "holds predictions of an earlier run (predictions.json)" in err[0]
+    assert (folder / "pred" / "predictions.json").read_text() == before
+    # into the input folder itself: its photographs only, and a second run is refused
+    code, err = error_of(["predict", folder / "Tp", "--checkpoint", out, "--out", folder / "Tp"], capsys)
+    assert code == 0, err
+    assert len(json.loads((folder / "Tp" / "predictions.json").read_text())) == 2
+    assert error_of(["predict", folder / "Tp", "--checkpoint", out, "--out", folder / "Tp"], capsys)[0] == 2
 
 
 def test_robustness_grid_covers_every_perturbation(ncl_run, dataset, tmp_path):

@@ -1,8 +1,9 @@
 """``benco predict``: masks and overlays for real-life images of any size."""
 
 import json
+import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import albumentations as albu
 import numpy as np
@@ -39,22 +40,57 @@ def parser() -> Parser:
         action="store_true",
         help="predict at the image's own size (padded to a multiple of 32) instead of --image_size",
     )
+    p.add_argument(
+        "--max_side",
+        default=2048,
+        type=int,
+        help="--full_resolution: an image longer than this (pixels) is predicted at this size, its mask scaled back "
+        "(bounded memory; default %(default)s)",
+    )
     return p
 
 
-def collect_images(inputs: List[str]) -> List[Path]:
-    files = []
+# Folders of masks inside a dataset folder (IMDL-BenCo's Gt/, CASIA's ground truth): not photographs to predict on.
+MASK_FOLDERS = {"gt", "groundtruth", "ground_truth", "mask", "masks"}
+RESULTS = "predictions.json"
+
+
+def collect_images(inputs: List[str], out: Optional[Path] = None) -> List[Tuple[Path, Path]]:
+    """(image, its name below --out) for every image of ``inputs``; a folder's images keep their subfolders.
+
+    Below a folder, masks (files in a Gt/, mask(s)/ or *groundtruth folder) and an --out folder inside it
+    (this command's own outputs) are passed over, and said."""
+    found, passed = [], {"masks": 0, "outputs": 0}
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            for file in sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+                relative = file.relative_to(path)
+                if out is not None and out.resolve() != path.resolve() and out.resolve() in file.resolve().parents:
+                    passed["outputs"] += 1
+                elif any(part.lower().replace(" ", "_") in MASK_FOLDERS for part in relative.parent.parts):
+                    passed["masks"] += 1
+                else:
+                    found.append((file, relative))
         elif path.is_file():
-            files.append(path)
+            found.append((path, Path(path.name)))
         else:
             raise UsageError(f"{item}: no such file or folder")
-    if not files:
+    if passed["masks"]:
+        say(f"passed over {passed['masks']} mask(s) in Gt/ or mask folders below {' '.join(inputs)}")
+    if passed["outputs"]:
+        say(f"passed over {passed['outputs']} file(s) in --out {out}: this command's outputs")
+    if not found:
         raise UsageError(f"no image ({', '.join(sorted(IMAGE_SUFFIXES))}) in {' '.join(inputs)}")
-    return files
+    return found
+
+
+def refuse_earlier_predictions(out: Path) -> None:
+    """Predictions are never mixed: an --out that holds an earlier run's keeps them, untouched."""
+    if (out / RESULTS).is_file():
+        raise UsageError(
+            f"--out {out} holds predictions of an earlier run ({RESULTS}); give another --out, or remove them"
+        )
 
 
 def preprocessing(args) -> albu.Compose:
@@ -88,9 +124,10 @@ def overlay(image: np.ndarray, probability: np.ndarray, threshold: float) -> np.
     return blended.round().astype(np.uint8)
 
 
-def predict(args, model_args, model_class, files: Optional[List[Path]] = None) -> Dict[str, Dict]:
-    """Masks and overlays of ``files`` (default: the images of ``args.inputs``)."""
-    files = files if files is not None else collect_images(args.inputs)
+def predict(args, model_args, model_class, files: Optional[List[Tuple[Path, Path]]] = None) -> Dict[str, Dict]:
+    """Masks and overlays of ``files`` ((image, name below --out) pairs; default: the images of ``args.inputs``)."""
+    out = Path(args.out)
+    files = files if files is not None else collect_images(args.inputs, out)
     device = setup(args)
     single_process(args, NAME)
     checkpoint = best_checkpoint(args.checkpoint)
@@ -98,10 +135,10 @@ def predict(args, model_args, model_class, files: Optional[List[Path]] = None) -
     load_weights(unwrapped, checkpoint, args.trust_checkpoint)
     model.eval()
     transform = preprocessing(args)
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    results, failed = {}, []
-    for file in track(files, "predicting", unit="img"):
+    results, failed, used, capped = {}, [], set(), 0
+    started = time.time()
+    for file, name in track(files, "predicting", unit="img"):
         try:
             with Image.open(file) as handle:
                 image = np.asarray(handle.convert("RGB"))
@@ -109,7 +146,14 @@ def predict(args, model_args, model_class, files: Optional[List[Path]] = None) -
             failed.append(f"{file}: {err}")
             continue
         height, width = image.shape[:2]
-        tensor = transform(image=image)["image"].unsqueeze(0).to(device)
+        seen = image
+        if args.full_resolution and max(height, width) > args.max_side:
+            # bounded memory: a 4000x3000 photograph at its own size took 5 GB
+            scale = args.max_side / max(height, width)
+            size = (max(1, round(width * scale)), max(1, round(height * scale)))
+            seen = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR))
+            capped += 1
+        tensor = transform(image=seen)["image"].unsqueeze(0).to(device)
         batch = {
             "image": tensor,
             "mask": torch.zeros_like(tensor[:, :1]),
@@ -119,26 +163,31 @@ def predict(args, model_args, model_class, files: Optional[List[Path]] = None) -
             output = model(**batch)
         probability = output["pred_mask"].float()
         if args.full_resolution:
-            probability = probability[..., :height, :width]
-        else:
-            probability = F.interpolate(probability, size=(height, width), mode="bilinear", align_corners=False)
+            probability = probability[..., : seen.shape[0], : seen.shape[1]]
+        probability = F.interpolate(probability, size=(height, width), mode="bilinear", align_corners=False)
         probability = probability[0, 0].clamp(0, 1).cpu().numpy()
-        stem = (
-            file.stem
-            if file.stem not in {Path(r["mask"]).stem[:-5] for r in results.values()}
-            else f"{file.stem}_{len(results)}"
-        )
-        mask_path, overlay_path = out / f"{stem}_mask.png", out / f"{stem}_overlay.png"
+        stem = name.with_suffix("").as_posix()
+        stem = stem if stem not in used else f"{stem}_{len(used)}"  # a.jpg and a.png in one folder
+        used.add(stem)
+        mask_path, overlay_path = out / f"{stem}_mask.png", out / f"{stem}_overlay.jpg"
+        mask_path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray((probability * 255).round().astype(np.uint8)).save(mask_path)
-        Image.fromarray(overlay(image, probability, args.threshold)).save(overlay_path)
+        # JPEG: an overlay is for looking at; as PNG a 12-megapixel photograph's took 13 MB
+        Image.fromarray(overlay(image, probability, args.threshold)).save(overlay_path, quality=90)
         results[str(file)] = {
             "mask": str(mask_path),
             "overlay": str(overlay_path),
             "score": float(probability.max()),
             "tampered_fraction": float((probability > args.threshold).mean()),
         }
-    (out / "predictions.json").write_text(json.dumps(results, indent=2))
-    say(f"Wrote {2 * len(results)} PNGs and predictions.json to {out} (checkpoint {checkpoint})")
+    took = time.time() - started
+    (out / RESULTS).write_text(json.dumps(results, indent=2))
+    each = f", {took / len(results):.2f} s an image" if results else ""
+    say(
+        f"Wrote {len(results)} masks, {len(results)} overlays and {RESULTS} to {out} in {took:.1f} s{each} (checkpoint {checkpoint})"
+    )
+    if capped:
+        say(f"--full_resolution: {capped} image(s) longer than --max_side {args.max_side} were predicted at that size")
     for line in failed:
         warn(f"skipped unreadable image {line}")
     return results
@@ -146,7 +195,8 @@ def predict(args, model_args, model_class, files: Optional[List[Path]] = None) -
 
 def main(argv: List[str]) -> int:
     args, model_args, model_class = flags.parse_command(parser(), argv, from_checkpoint=True)
-    files = collect_images(args.inputs)  # a wrong input is named before the output folder is written
+    refuse_earlier_predictions(Path(args.out))
+    files = collect_images(args.inputs, Path(args.out))  # a wrong input is named before the output folder is written
     with command_log(args.out, NAME, args.verbose):
         predict(args, model_args, model_class, files)
     return 0
