@@ -62,7 +62,10 @@ class ImageLoader:
         except FileNotFoundError:
             raise BadSample(f"{path}: file not found") from None
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-            raise BadSample(f"{path}: unreadable or truncated image ({err})") from None
+            raise BadSample(
+                f"{path}: unreadable or truncated image ({err}); fix it, or pass --skip_bad_samples to leave such "
+                f"files out"
+            ) from None
         if path in self.masks and not self.warned:
             values = np.unique(np.asarray(image))
             if not set(values.tolist()) <= {0, 255}:
@@ -81,9 +84,28 @@ def read_size(path: str) -> Tuple[Optional[Tuple[int, int]], Optional[str]]:
         return None, "file not found"
     try:
         with Image.open(path) as image:
-            return image.size, None
+            size, kind = image.size, image.format
+            if not _ends_whole(path, kind):
+                image.load()  # no end marker: decode, to tell a truncated file from one with trailing bytes
+            return size, None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        return None, f"unreadable image ({err})"
+        return None, f"unreadable or truncated image ({err})"
+
+
+# The last bytes of a whole file: JPEG's end-of-image marker, PNG's IEND chunk. Reading them costs
+# nothing beside a header, and finds the truncated download that would otherwise stop training at epoch 80.
+_ENDS = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82"}
+_TAIL = 4096  # JPEGs may carry trailing bytes after their end marker (camera metadata)
+
+
+def _ends_whole(path: str, kind: Optional[str]) -> bool:
+    """Whether a JPEG or PNG file holds its end marker near its end (other formats: not checked, True)."""
+    marker = _ENDS.get(kind or "")
+    if marker is None:
+        return True
+    with open(path, "rb") as handle:
+        handle.seek(max(0, os.path.getsize(path) - _TAIL))
+        return marker in handle.read()
 
 
 def problems_of(tp_paths: Sequence[str], gt_paths: Sequence[str]) -> List[Tuple[int, str]]:

@@ -115,13 +115,33 @@ def test_unreadable_files_are_named_or_skipped(dataset, tmp_path, capsys):
     assert any("--skip_bad_samples: left out 1 bad sample(s) found by the scan" in line for line in err)
 
 
-def test_truncated_image_fails_at_decode_naming_it_or_is_skipped_and_counted(dataset, tmp_path, capsys):
+@pytest.mark.parametrize("kind", ["png", "jpg"])
+def test_a_truncated_image_is_found_by_the_scan_before_any_epoch(kind, dataset, tmp_path, capsys):
+    """A truncated download (the header survives, the pixels do not) used to stop training when an epoch
+    reached it, with a line that did not name --skip_bad_samples."""
     folder = copy_mani(dataset / "train", tmp_path / "set", count=8)
     truncated = sorted((folder / "Tp").iterdir())[4]
-    truncated.write_bytes(truncated.read_bytes()[:300])  # the header survives, the pixels do not
+    if kind == "jpg":
+        Image.open(truncated).convert("RGB").save(truncated.with_suffix(".jpg"), quality=95)
+        truncated.unlink()
+        truncated = truncated.with_suffix(".jpg")
+    truncated.write_bytes(truncated.read_bytes()[:300])
+    code, err = error_of(train_args(folder, dataset / "test", tmp_path / "out"), capsys)
+    assert code == 2 and len(err) == 1
+    assert f"{truncated}: unreadable or truncated image" in err[0] and "--skip_bad_samples" in err[0]
+    assert not (tmp_path / "out" / "log.txt").exists()
+
+
+def test_an_image_corrupt_inside_fails_at_decode_naming_it_or_is_skipped_and_counted(dataset, tmp_path, capsys):
+    folder = copy_mani(dataset / "train", tmp_path / "set", count=8)
+    corrupt = sorted((folder / "Tp").iterdir())[4]
+    data = bytearray(corrupt.read_bytes())
+    data[100:400] = bytes(300)  # header and end marker intact, the pixel data not
+    corrupt.write_bytes(bytes(data))
     code, err = error_of(train_args(folder, dataset / "test", tmp_path / "out"), capsys)
     assert code == 2  # the error is the last line, after the progress bar of the epoch it stopped
-    assert err[-1].startswith(f"benco train: error: {truncated}: unreadable or truncated image")
+    assert err[-1].startswith(f"benco train: error: {corrupt}: unreadable or truncated image")
+    assert "--skip_bad_samples" in err[-1]
     assert not any("Traceback" in line for line in err)
 
     code, _ = error_of(train_args(folder, dataset / "test", tmp_path / "skip", "--skip_bad_samples"), capsys)
