@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from .errors import UsageError
-from .terminal import track
+from .terminal import say, track
 
 NEGATIVE = "Negative"  # IMDL-BenCo's JsonDataset marker for an authentic image
 
@@ -205,6 +205,29 @@ class SkipCounter:
 def sub_datasets(dataset) -> list:
     """The AbstractDataset(s) behind a dataset: itself, or a BalancedDataset's members."""
     return list(getattr(dataset, "dataset_list", [dataset]))
+
+
+def leave_out_authentic(dataset, path: str) -> int:
+    """``--tampered_only``: drop the "Negative" entries of a dataset's lists; returns how many, and says so.
+    A folder's authentic images (an empty mask in Gt/) cannot be told from their names: an error."""
+    members = sub_datasets(dataset)
+    if not all(isinstance(getattr(m, "gt_path", None), list) for m in members) or any(
+        os.path.isdir(getattr(m, "entry_path", "")) for m in members
+    ):
+        raise UsageError(
+            f"--tampered_only: --data_path {path} is a folder; it takes a JsonDataset list, whose authentic "
+            f'entries say "Negative" (`benco data NAME ROOT --tampered_only` writes a list without them)'
+        )
+    dropped = 0
+    for member in members:
+        keep = [i for i, gt in enumerate(member.gt_path) if gt != NEGATIVE]
+        dropped += len(member.gt_path) - len(keep)
+        if not keep:
+            raise UsageError(f"--tampered_only: --data_path {path} lists no tampered image")
+        member.tp_path = [member.tp_path[i] for i in keep]
+        member.gt_path = [member.gt_path[i] for i in keep]
+    say(f"--tampered_only: training on the {len(dataset)} tampered images of {path}, {dropped} authentic left out")
+    return dropped
 
 
 def scan(dataset, flag: str, skip_bad: bool) -> int:

@@ -79,6 +79,8 @@ def prepare_data(args, metrics: List[str]) -> None:
 def build_datasets(args, post):
     """The training set and the test sets, checked up front (headers only) before any training."""
     train_set = data.build_dataset(args.data_path, args, data.train_transform(args.augment), post)
+    if getattr(args, "tampered_only", False):
+        dataset_checks.leave_out_authentic(train_set, args.data_path)
     test_sets = data.build_test_datasets(args.test_data_path, args, post)
     dropped = dataset_checks.scan(train_set, f"--data_path {args.data_path}", args.skip_bad_samples)
     for name, test_set in test_sets.items():

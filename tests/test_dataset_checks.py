@@ -63,6 +63,19 @@ def test_an_image_given_as_a_test_set_is_one_line(dataset, tmp_path, capsys):
     assert f"--test_data_path {image}: a file that is not JSON; give a dataset" in err[0]
 
 
+def test_tampered_only_trains_on_the_tampered_entries_of_a_list(dataset, tmp_path, capsys):
+    entries = json.loads((dataset / "train.json").read_text())
+    authentic = sum(gt == "Negative" for _, gt in entries)
+    assert authentic > 0
+    code, err = error_of(train_args(dataset / "train.json", dataset / "test", tmp_path / "out", "--tampered_only"), capsys)
+    assert code == 0, err
+    said = (tmp_path / "out" / "train.log").read_text()
+    assert f"training on the {len(entries) - authentic} tampered images of {dataset / 'train.json'}" in said
+    assert f"{len(entries) - authentic} training images" in said
+    code, err = error_of(train_args(dataset / "train", dataset / "test", tmp_path / "f", "--tampered_only"), capsys)
+    assert code == 2 and len(err) == 1 and "--tampered_only: --data_path" in err[0] and "is a folder" in err[0]
+
+
 def test_json_entry_that_does_not_exist_is_named(dataset, tmp_path, capsys):
     entries = json.loads((dataset / "train.json").read_text())[:4]
     entries[2][0] = str(tmp_path / "gone.png")

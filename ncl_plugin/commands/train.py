@@ -25,7 +25,17 @@ def parser() -> Parser:
         default=None,
         help="training set: a ManiDataset folder, a JsonDataset list or a BalancedDataset list (default: the embedded synthetic set)",
     )
-    p.add_argument("--test_data_path", default=None, help="a dataset folder, or a JSON map {name: path} of test sets")
+    p.add_argument(
+        "--test_data_path",
+        default=None,
+        help="a dataset folder, a JsonDataset list, or a JSON map {name: path} of test sets",
+    )
+    p.add_argument(
+        "--tampered_only",
+        action="store_true",
+        help="train on the tampered images of a --data_path list only, as IMDL-BenCo's pixel-level protocols do "
+        '(its authentic "Negative" entries are left out of training; test sets keep theirs)',
+    )
     p.add_argument(
         "--if_predict_label", action="store_true", help="models that can predict a label also train that head"
     )
