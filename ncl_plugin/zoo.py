@@ -243,10 +243,30 @@ def _mesorch_output_size(model, args) -> None:
 ADAPTERS: Dict[str, Callable] = {"Mesorch": _mesorch_output_size}
 
 
+def _image_score_from_mask(name: str, model) -> None:
+    """Models that give no image-level score (segformer, MSCDI_Net: no ``pred_label``, or None) get the
+    maximum of their predicted mask, NCL's own image score, so that image-level metrics compare every
+    model; said once, when it first happens."""
+    said = []
+
+    def fill(module, inputs, output):
+        if isinstance(output, dict) and output.get("pred_label") is None and output.get("pred_mask") is not None:
+            output["pred_label"] = output["pred_mask"].detach().flatten(1).amax(dim=1)
+            if not said:
+                from .terminal import say
+
+                say(f"--model {name} gives no image-level score: its image score is the maximum of its mask, as NCL's")
+                said.append(True)
+        return output
+
+    model.register_forward_hook(fill)
+
+
 def adapt(name: str, model, args) -> None:
-    """Apply the fix a model needs once built (see ADAPTERS); nothing for the others."""
+    """Apply the fix a model needs once built (see ADAPTERS), and give it an image score if it has none."""
     if name in ADAPTERS:
         ADAPTERS[name](model, args)
+    _image_score_from_mask(name, model)
 
 
 # ---------------------------------------------------------------- one model, as benco train builds it

@@ -105,3 +105,14 @@ def test_a_weight_file_flag_left_out_is_one_line(model, message, dataset, tmp_pa
     code, err = error_of(["train", "--model", model, "--data_path", dataset / "train", "--test_data_path",
                           dataset / "test", "--image_size", "64", "--epochs", "1", "--output_dir", tmp_path / "o"], capsys)
     assert code == 2 and len(err) == 1 and message in err[0], err
+
+
+def test_a_model_without_an_image_score_gets_the_maximum_of_its_mask(tmp_path):
+    """segformer returns no pred_label: IMDL-BenCo's image-level evaluators would fail on it."""
+    model, _ = zoo.build("segformer", zoo.smallest_size("segformer"), tmp_path)
+    model.eval()
+    batch = zoo.example_batch(zoo.smallest_size("segformer"))
+    with torch.no_grad():
+        output = model(**batch)
+    assert output["pred_label"].shape == (2,)
+    assert torch.equal(output["pred_label"], output["pred_mask"].flatten(1).amax(dim=1))
