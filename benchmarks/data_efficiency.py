@@ -20,10 +20,15 @@ the other two) and `curve.png`: pixel-F1 and AUC against the training-set size, 
 model, mean and min-max over seeds.
 
 With --data_path (a real training list, e.g. CASIA v1.0's training side) the sizes are 100, 200, 400
-and the whole list (nested subsets in one fixed random order, authentic images included as the list
-holds them), every run takes the recipe's steps on the whole list (its epochs x list size // 8), the
+and the whole list (nested subsets in one fixed random order; of its tampered images where the recipe
+trains on those only), every run takes the recipe's steps on the whole list (its epochs x size // 8), the
 pivot-consistent loss alone is named `pc-only`, runs are tested at the end of the schedule and
-reported at their last epoch (the test set chooses nothing), on --test_data_path.
+reported at their last epoch (the test set chooses nothing), on --test_data_path. --pretrained_path
+adds NCL started from a checkpoint trained on generated images (ncl-synthetic-init), at the same steps:
+
+    python benchmarks/data_efficiency.py --config casia-cpu --data_path casiav1_split/train.json \
+        --test_data_path casiav1_split/test.json --sizes 100,200 --models ncl,ncl-synthetic-init \
+        --pretrained_path output_dir/quickstart/checkpoint-8.pth --out runs/casia-synthetic-init
 """
 import argparse
 import json
@@ -155,6 +160,8 @@ def main(argv=None):
     parser.add_argument("--models", default=None)
     parser.add_argument("--no_train", action="store_true", help="tabulate the finished runs only; train nothing")
     parser.add_argument("--post", default="", help="the embedded set post-processed, as `benco synth --post`")
+    parser.add_argument("--pretrained_path", default=None, help="with --data_path: a checkpoint to start NCL from "
+                        "(a model trained on generated images), as the row ncl-synthetic-init beside NCL from scratch")
     add_budget_flags(parser)
     parser.set_defaults(out="runs/data-efficiency", seeds=None)
     args = parser.parse_args(argv)
@@ -165,12 +172,18 @@ def main(argv=None):
         parser.error("--data_path: give its --test_data_path too (--post is for the embedded set)")
     resolve_budget(args)
     recipe = args.recipe
-    models = REAL_MODELS if real else MODELS
+    models = dict(REAL_MODELS) if real else MODELS
+    if args.pretrained_path:
+        if not real:
+            parser.error("--pretrained_path: fine-tuning is measured on a real training list (--data_path)")
+        models["ncl-synthetic-init"] = ("ncl", ["--pretrained_path", str(Path(args.pretrained_path).resolve())])
     out = Path(args.out)
     if real:
         from ncl_plugin.datasets.split import read_list
 
         images = read_list(Path(args.data_path), "--data_path")
+        if recipe.get("tampered_only"):  # the recipe trains on the tampered images: the sizes count those
+            images = [row for row in images if row[1] != "Negative"]
         sizes = [len(images) if s == "all" else int(s) for s in (args.sizes or REAL_SIZES).split(",")]
         # equal steps: the recipe's, on the whole list
         budget = dict(steps=int(recipe["epochs"]) * (len(images) // BATCH), full=len(images),
