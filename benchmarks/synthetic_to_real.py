@@ -1,0 +1,52 @@
+"""Does the embedded generator help on real photographs? Models trained on generated images only, scored on real ones.
+
+    python benchmarks/synthetic_to_real.py --test_data_path casiav1_split/test.json --out runs/synthetic-to-real
+
+NCL trains by the quickstart recipe (configs/quickstart.yaml) on the embedded set, as it is (`plain`) and
+post-processed (`post`: JPEG 60-95 and resizing 0.5-0.9, the harder variant), and each finished run's last
+checkpoint is tested, as it is, on --test_data_path (`benco test`, at the checkpoint's own image size, or
+--test_image_size): the zero-real-data baseline a real-data recipe must beat. Finished runs and tests are
+kept. Fine-tuning these checkpoints on real images against training from scratch, at equal steps:
+data_efficiency.py --pretrained_path.
+"""
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from runs import add_budget_flags, compare, resolve_budget, run_all  # noqa: E402
+
+VARIANTS = {"plain": [], "post": ["--synthetic_post", "jpeg:60-95,resize:0.5-0.9"]}
+METRICS = "pixel-f1,pixel-f1-best,pixel-auc,pixel-iou,image-auc"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--test_image_size", type=int, default=None, help="test at this size (default: the checkpoint's)")
+    add_budget_flags(parser)
+    parser.set_defaults(seeds="0", out="runs/synthetic-to-real")
+    args = parser.parse_args(argv)
+    if not args.test_data_path or args.data_path:
+        parser.error("give the real --test_data_path; the training data is the embedded set")
+    real = args.test_data_path
+    args.test_data_path = None  # training tests on the embedded set's own test images
+    resolve_budget(args)
+    out = Path(args.out)
+    jobs = [{"name": name, "model": "ncl", "flags": flags} for name, flags in VARIANTS.items()]
+    results = []
+    for folder in map(Path, run_all(jobs, args)):
+        if not (folder / "summary.json").exists():
+            continue
+        stem = out / "real" / folder.name
+        if not Path(f"{stem}.json").exists():
+            size = ["--image_size", str(args.test_image_size)] if args.test_image_size else []
+            subprocess.check_call([sys.executable, "-m", "ncl_plugin", "test", "--checkpoint", str(folder),
+                                   "--test_data_path", real, "--metrics", METRICS, "--out", str(stem), *size])
+        results.append(f"{stem}.json")
+    compare(results, str(out), f"Trained on generated images only, tested on {Path(real).name}", by_job=True,
+            select="last")
+
+
+if __name__ == "__main__":
+    main()
