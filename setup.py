@@ -14,6 +14,17 @@ setup(
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
     license="MIT",
+    author="The NCL plugin for IMDL-BenCo contributors",
+    keywords="image manipulation localization, forensics, contrastive learning, IMDL-BenCo",
+    project_urls={
+        "NCL paper (ICCV 2023)": "https://arxiv.org/abs/2309.14900",
+        "IMDL-BenCo": "https://github.com/scu-zjz/IMDLBenCo",
+    },
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: MIT License",
+        "Topic :: Scientific/Engineering :: Image Recognition",
+    ],
     python_requires=">=3.9",
     # registry/ lives at the top of the repository but is installed inside the
     # package, so no top-level module called `registry` lands in site-packages.

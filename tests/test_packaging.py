@@ -29,6 +29,16 @@ def test_wheel_maps_registry_into_the_package(wheel):
     assert top_level == {"ncl_plugin"}
 
 
+def test_wheel_carries_the_real_data_recipe_its_split_and_metadata(wheel):
+    archive = zipfile.ZipFile(wheel)
+    names = archive.namelist()
+    assert "ncl_plugin/configs/casia-cpu.yaml" in names
+    assert {f"ncl_plugin/configs/splits/casiav1/{side}.txt" for side in ("train", "val", "test")} <= set(names)
+    (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+    text = archive.read(metadata).decode()
+    assert "\nAuthor: " in text and "\nProject-URL: " in text
+
+
 def test_installed_wheel_registers_ncl(wheel, tmp_path):
     target = tmp_path / "site"
     subprocess.run(
