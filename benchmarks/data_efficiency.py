@@ -7,7 +7,7 @@
     python benchmarks/data_efficiency.py --config casia-cpu --data_path casiav1_split/train.json \
         --test_data_path casiav1_split/test.json --out runs/casia-data-efficiency    # real data: 100,200,400,all
 
-NCL, the pivot-consistent loss alone (`ncl:contrast_weight=0`) and its network with plain BCE
+NCL, the pivot-consistent loss alone (`pc-only`: `ncl:contrast_weight=0`) and its network with plain BCE
 (`deeplabv3plus`) train on the first 50, 100, 200, 400 and 800 training images of the embedded set
 (a fixed random order of the 800 built from the training photographs: each smaller set is part of
 every larger one), all scored on the same test set (the test photographs' manipulated images).
@@ -21,8 +21,8 @@ model, mean and min-max over seeds.
 
 With --data_path (a real training list, e.g. CASIA v1.0's training side) the sizes are 100, 200, 400
 and the whole list (nested subsets in one fixed random order; of its tampered images where the recipe
-trains on those only), every run takes the recipe's steps on the whole list (its epochs x size // 8), the
-pivot-consistent loss alone is named `pc-only`, runs are tested at the end of the schedule and
+trains on those only), every run takes the recipe's steps on the whole list (its epochs x size // 8), runs
+are tested at the end of the schedule and
 reported at their last epoch (the test set chooses nothing), on --test_data_path. --pretrained_path
 adds NCL started from a checkpoint trained on generated images (ncl-synthetic-init), at the same steps:
 
@@ -44,7 +44,9 @@ from runs import add_budget_flags, compare, resolve_budget, run_all  # noqa: E40
 from ncl_plugin.benchmark import SEED_MARK  # noqa: E402
 
 SIZES = (50, 100, 200, 400, 800)
-MODELS = {"ncl": ("ncl", []), "ncl:contrast_weight=0": ("ncl", ["--contrast_weight", "0"]), "deeplabv3plus": ("deeplabv3plus", [])}
+# pc-only: the pivot-consistent loss alone (`ncl:contrast_weight=0`), named so that its run folders
+# have no colon and check out anywhere.
+MODELS = {"ncl": ("ncl", []), "pc-only": ("ncl", ["--contrast_weight", "0"]), "deeplabv3plus": ("deeplabv3plus", [])}
 STEPS, BATCH, FULL = 900, 8, 800  # the quickstart: 9 epochs of 800 images, warm-up 1, test period 3
 
 
@@ -147,9 +149,6 @@ def curve(found, out: Path, title: str) -> None:
     plt.close(figure)
 
 
-# On a real training list (--data_path), the pivot-consistent loss alone goes by a name without a colon,
-# so that its run folders can be checked out anywhere.
-REAL_MODELS = {"ncl": ("ncl", []), "pc-only": ("ncl", ["--contrast_weight", "0"]), "deeplabv3plus": ("deeplabv3plus", [])}
 REAL_SIZES = "100,200,400,all"
 
 
@@ -172,7 +171,7 @@ def main(argv=None):
         parser.error("--data_path: give its --test_data_path too (--post is for the embedded set)")
     resolve_budget(args)
     recipe = args.recipe
-    models = dict(REAL_MODELS) if real else MODELS
+    models = dict(MODELS)
     if args.pretrained_path:
         if not real:
             parser.error("--pretrained_path: fine-tuning is measured on a real training list (--data_path)")
