@@ -86,10 +86,13 @@ def read_size(path: str) -> Tuple[Optional[Tuple[int, int]], Optional[str]]:
         with Image.open(path) as image:
             size, kind = image.size, image.format
             if not _ends_whole(path, kind):
-                image.load()  # no end marker: decode, to tell a truncated file from one with trailing bytes
+                try:
+                    image.load()  # no end marker: decode, to tell a truncated file from one with trailing bytes
+                except (OSError, SyntaxError, ValueError) as err:
+                    return None, f"unreadable or truncated image ({err})"
             return size, None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        return None, f"unreadable or truncated image ({err})"
+        return None, f"unreadable image ({err})"
 
 
 # The last bytes of a whole file: JPEG's end-of-image marker, PNG's IEND chunk. Reading them costs
