@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from runs import add_budget_flags, compare, resolve_budget, run_all  # noqa: E402
 
 from ncl_plugin.benchmark import SEED_MARK  # noqa: E402
+from ncl_plugin.report import save_figure  # noqa: E402
 
 SIZES = (50, 100, 200, 400, 800)
 # pc-only: the pivot-consistent loss alone (`ncl:contrast_weight=0`), named so that its run folders
@@ -145,8 +146,7 @@ def curve(found, out: Path, title: str) -> None:
     axes[0].legend(fontsize=8)
     figure.suptitle(f"{title}; mean, min-max over seeds", fontsize=9)
     figure.tight_layout()
-    figure.savefig(out / "curve.png", dpi=120)
-    plt.close(figure)
+    save_figure(figure, out / "curve.png", dpi=120)
 
 
 REAL_SIZES = "100,200,400,all"

@@ -21,6 +21,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 from PIL import Image
 
+from ncl_plugin.report import save_figure
 from ncl_plugin.training_log import read_log
 
 LOSS_KEYS = ("train_total", "train_backward_loss", "train_combined_loss", "train_predict_loss")
@@ -112,8 +113,7 @@ def prediction_grid(runs: Dict[str, List[Path]], seed: int, count: int, path: Pa
         axes[row, 0].set_ylabel(image_path.stem, fontsize=7)
     fig.suptitle("tampering probability (0 black to 1 yellow) over the image, seed-%d runs" % seed, fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
+    save_figure(fig, path, dpi=80)
 
 
 def curves(runs: Dict[str, List[Path]], path: Path) -> None:
@@ -150,8 +150,7 @@ def curves(runs: Dict[str, List[Path]], path: Path) -> None:
     seeds = max(len(f) for f in runs.values())
     fig.suptitle(f"mean over {seeds} seeds, shaded from min to max" if seeds > 1 else "one seed", fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def main(argv=None):

@@ -45,9 +45,10 @@ def write_summary(args, model_args, checkpoints: List[str], parameters: Optional
         summary.update(
             best_epoch=best, best=tested[best], best_mean=mean_metrics(tested[best]), last_epoch=last, last=tested[last]
         )
+    # Checkpoints by name, the folder as given: a kept run reads the same on any machine.
     summary.update(
-        output_dir=os.path.abspath(args.output_dir),
-        checkpoints=[os.path.abspath(p) for p in checkpoints],
+        output_dir=args.output_dir,
+        checkpoints=[os.path.relpath(p, args.output_dir) for p in checkpoints],
         args=plain(args),
     )
     tmp = os.path.join(args.output_dir, SUMMARY_NAME + ".tmp")

@@ -51,6 +51,9 @@ def test_train_writes_logs_checkpoints_summary_and_tensorboard(ncl_run):
     best = max(rows, key=lambda r: r["test_pixel-level F1"] + r["test_pixel-level AUC"])  # IMDL-BenCo's rule
     assert summary["best_epoch"] == best["epoch"] and summary["best"] == best["test_metrics"]
     assert summary["model_args"]["backbone"] == "resnet18"
+    # Checkpoints by name and the folder as given: a kept run holds no path of the machine that ran it.
+    assert summary["checkpoints"] == ["checkpoint-0.pth", "checkpoint-1.pth"]
+    assert summary["output_dir"] == str(out)
     assert list(out.glob("events.out.tfevents.*"))
     terminal = result.stderr + result.stdout
     assert "pixel-level F1" in terminal  # the closing table
