@@ -52,5 +52,8 @@ setup(
         "fvcore",
         "openpyxl",  # benco data reads the CASIA ground truth's rename spreadsheets
     ],
-    extras_require={"test": ["pytest", "hypothesis", "ruff"]},
+    extras_require={
+        # mkdocs 2 drops the plugins and themes of 1.x: the site is built with 1.x.
+        "test": ["pytest", "hypothesis", "ruff", "mkdocs>=1.6,<2", "mkdocs-material", "mkdocs-gen-files"],
+    },
 )

@@ -228,3 +228,21 @@ def test_complexity_counts_parameters_and_inference_flops():
     assert ncl["flops"] == pytest.approx(baseline["flops"], rel=1e-3) and ncl["flops"] > 1e8
     doubled = complexity_of("--model", "deeplabv3plus", "--backbone", "resnet18", "--image_size", "128")
     assert doubled["flops"] == pytest.approx(4 * baseline["flops"], rel=0.05)
+
+
+def test_the_readme_python_example_loads_a_run_and_predicts(ncl_run, tmp_path):
+    """The README's "From Python" example, as written, on a run folder of `benco train`."""
+    import re
+    import subprocess
+
+    out, _ = ncl_run
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    example = re.search(r"## From Python\n\n```python\n(.*?)```", readme, re.S).group(1)
+    assert '"output_dir/quickstart"' in example
+    script = tmp_path / "example.py"
+    script.write_text(example.replace('"output_dir/quickstart"', repr(str(out))))
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    shape, score = result.stdout.strip().splitlines()[-1].rsplit(" ", 1)
+    assert shape == "torch.Size([1, 1, 128, 128])" and 0.0 <= float(score) <= 1.0
+

@@ -253,10 +253,9 @@ def _split(args) -> int:
 
 
 def main(argv: List[str]) -> int:
-    if argv[:1] == ["protocol"]:
-        return _protocol(protocol_parser().parse_args(argv[1:]))
-    if argv[:1] == ["split"]:
-        return _split(split_parser().parse_args(argv[1:]))
+    if argv[:1] and argv[0] in SUBCOMMANDS:
+        make_parser, run = SUBCOMMANDS[argv[0]]
+        return run(make_parser().parse_args(argv[1:]))
     args = parser().parse_args(argv)
     if args.subset is not None and args.name != "defacto":
         raise UsageError(f"--subset: a DEFACTO list (DEFACTO12k-test.txt); {args.name} takes none")
@@ -292,3 +291,7 @@ def _protocol(args) -> int:
         f"--test_data_path {written['test']}"
     )
     return 0
+
+
+# `benco data protocol ...` and `benco data split ...`: words before NAME, with parsers of their own.
+SUBCOMMANDS = {"protocol": (protocol_parser, _protocol), "split": (split_parser, _split)}
