@@ -1,7 +1,7 @@
 import re
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 HERE = Path(__file__).parent
 # The one version number lives in ncl_plugin/__init__.py.
@@ -28,7 +28,7 @@ setup(
     python_requires=">=3.9",
     # registry/ lives at the top of the repository but is installed inside the
     # package, so no top-level module called `registry` lands in site-packages.
-    packages=["ncl_plugin", "ncl_plugin.commands", "ncl_plugin.datasets", "ncl_plugin.registry", "ncl_plugin.configs"],
+    packages=[*find_packages(include=["ncl_plugin", "ncl_plugin.*"]), "ncl_plugin.registry", "ncl_plugin.configs"],
     package_dir={"ncl_plugin": "ncl_plugin", "ncl_plugin.registry": "registry", "ncl_plugin.configs": "configs"},
     package_data={"ncl_plugin.configs": ["*.yaml", "protocols/*.yaml", "protocols/*.json", "splits/*/*.txt"]},
     entry_points={"console_scripts": ["benco = ncl_plugin.cli:console_main"]},

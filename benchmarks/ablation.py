@@ -12,11 +12,8 @@ Variants (each trained like benchmarks/accuracy.py trains NCL: the same recipe, 
   patch_size=P, temperature=T, contrast_weight=W, contour_weight=M: one value changed at a time
 """
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from runs import add_budget_flags, compare, resolve_budget, run_all  # noqa: E402
+from ncl_plugin.bench.sweep import add_budget_flags, compare, resolve_budget, run_all
 
 # Around the defaults (patch 16 at 128x128 in the quickstart, tau 0.1, omega 0.5, mu 0.7); the first value of every
 # sweep runs before the second ones, so that a run cut short still has one point on each side of

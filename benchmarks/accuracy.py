@@ -20,11 +20,8 @@ with each model's offline recipe (`benco bench --list`) and a table with
 parameters and seconds per step; its recipes apply here too.
 """
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from runs import add_budget_flags, compare, resolve_budget, run_all  # noqa: E402
+from ncl_plugin.bench.sweep import add_budget_flags, compare, resolve_budget, run_all
 
 
 def main(argv=None):

@@ -11,13 +11,9 @@ upper bound, not a result). A model whose tampered pixels rank above its authent
 what it localizes.
 """
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 THRESHOLDS = np.linspace(0.05, 0.95, 19)
 
@@ -29,10 +25,10 @@ def main(argv=None):
     parser.add_argument("--batch_size", type=int, default=16)
     args = parser.parse_args(argv)
 
-    from ncl_plugin import data
-    from ncl_plugin.checkpoints import best_checkpoint, load_weights
     from ncl_plugin.commands import flags, test
-    from ncl_plugin.runtime import build_model
+    from ncl_plugin.data import loaders
+    from ncl_plugin.engine.checkpoints import best_checkpoint, load_weights
+    from ncl_plugin.engine.runtime import build_model
 
     options, model_args, model_class = flags.parse_command(
         test.parser(), ["--checkpoint", args.checkpoint, "--test_data_path", args.data, "--device", "cpu"],
@@ -41,7 +37,7 @@ def main(argv=None):
     model, _ = build_model(model_class, options, model_args, torch.device("cpu"))
     load_weights(model, best_checkpoint(args.checkpoint))
     model.eval()
-    sets = data.build_test_datasets(args.data, options, data.post_function(options.model))
+    sets = loaders.build_test_datasets(args.data, options, loaders.post_function(options.model))
     tampered_p, authentic_p, crossed, hits = [], [], [], np.zeros((len(THRESHOLDS), 3))
     with torch.no_grad():
         for dataset in sets.values():

@@ -13,12 +13,17 @@ features, the mean pivot, no projection head, no ramp-up); `pc-only` (omega 0) a
 spread to become NCL's default.
 """
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from recipe import VALIDATION_IMAGES, validation_set  # noqa: E402
-from runs import add_budget_flags, chosen_variants, compare, resolve_budget, run_all  # noqa: E402
+from ncl_plugin.bench.sweep import (
+    VALIDATION_IMAGES,
+    add_budget_flags,
+    chosen_variants,
+    compare,
+    resolve_budget,
+    run_all,
+    validation_set,
+)
 
 # name -> (model, flags)
 VARIANTS = {
@@ -50,7 +55,7 @@ def main(argv=None):
     names = chosen_variants(parser, args.only, VARIANTS)
     out = Path(args.out)
     if args.no_train:  # variants may have different seeds finished: each row is the mean over its own
-        from ncl_plugin.benchmark import finished_runs
+        from ncl_plugin.bench.runner import finished_runs
 
         folders = [str(f) for n in names for f in finished_runs(out, n)]
         if not folders:

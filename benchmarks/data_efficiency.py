@@ -35,14 +35,11 @@ import json
 import math
 import random
 import statistics
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from runs import add_budget_flags, compare, resolve_budget, run_all  # noqa: E402
-
-from ncl_plugin.benchmark import SEED_MARK  # noqa: E402
-from ncl_plugin.report import save_figure  # noqa: E402
+from ncl_plugin.bench.report import save_figure
+from ncl_plugin.bench.runner import SEED_MARK
+from ncl_plugin.bench.sweep import add_budget_flags, compare, resolve_budget, run_all
 
 SIZES = (50, 100, 200, 400, 800)
 # pc-only: the pivot-consistent loss alone (`ncl:contrast_weight=0`), named so that its run folders
@@ -189,7 +186,7 @@ def main(argv=None):
                       warmup=int(recipe.get("warmup_epochs", 1)), period=int(recipe.get("test_period", 1)))
         test = ["--test_data_path", args.test_data_path]
     else:
-        from ncl_plugin import postprocess, synthetic
+        from ncl_plugin.data import postprocess, synthetic
 
         post = postprocess.parse(args.post) if args.post else postprocess.NONE
         folder, _ = synthetic.cached(recipe["synthetic_images"], recipe["synthetic_size"], post=post)
@@ -209,7 +206,7 @@ def main(argv=None):
                           "--warmup_epochs", str(warmup), *flags, "--test_period", str(period)],
             })
     if args.no_train:
-        from ncl_plugin.benchmark import Job, plan  # the runner's folder names, without training
+        from ncl_plugin.bench.runner import Job, plan  # the runner's folder names, without training
 
         folders = [str(r.folder) for r in plan([Job(j["name"], j["model"], seeds=j["seeds"]) for j in jobs], [], [], out)]
     else:

@@ -26,8 +26,8 @@ def main():
     import cv2
 
     cv2.setNumThreads(0)
-    from ncl_plugin import synthetic
-    from ncl_plugin.data import default_num_workers
+    from ncl_plugin.data import synthetic
+    from ncl_plugin.data.loaders import default_num_workers
 
     synthetic.load_photographs()  # loading the photographs once is not per-image work
     with tempfile.TemporaryDirectory() as folder:

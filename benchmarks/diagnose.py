@@ -16,46 +16,18 @@ Per-image means over tampered images, the convention of IMDL-BenCo's pixel metri
 import argparse
 import collections
 import copy
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-
-def load(checkpoint: str):
-    from ncl_plugin.checkpoints import best_checkpoint, checkpoint_defaults, load_weights
-    from ncl_plugin.config import get_model_class, model_parameters
-
-    name, defaults = checkpoint_defaults(checkpoint)
-    model_class = get_model_class(name)
-    params = model_parameters(model_class)
-    model = model_class(**{k: v for k, v in defaults.items() if k in params})
-    load_weights(model, best_checkpoint(checkpoint))
-    return model.eval(), defaults.get("image_size", 512)
-
-
-def image_scores(probability: torch.Tensor, mask: torch.Tensor):
-    """(F1 at 0.5, best-threshold F1, AUC) of one image, or None for an authentic one."""
-    from sklearn.metrics import roc_auc_score
-
-    from ncl_plugin.metrics import best_threshold_f1
-
-    truth = mask > 0.5
-    if not truth.any():
-        return None
-    predicted = probability > 0.5
-    f1 = 2 * (predicted & truth).sum().item() / (predicted.sum().item() + truth.sum().item())
-    best = best_threshold_f1(probability[None], mask[None]).item()
-    return f1, best, roc_auc_score(truth.flatten().numpy(), probability.flatten().numpy())
+from ncl_plugin.bench.probes import image_scores, load
 
 
 def patch_similarity(block1: torch.Tensor, masks: torch.Tensor, patch_size: int):
     """Mean cosine similarity of tampered-tampered, tampered-authentic and authentic-authentic patch pairs."""
-    from ncl_plugin.sampler import TriClassPatchSampler
+    from ncl_plugin.method.sampler import TriClassPatchSampler
 
     sample = TriClassPatchSampler(patch_size)(block1, masks)
     pairs = collections.defaultdict(list)
@@ -77,7 +49,7 @@ def main(argv=None):
     parser.add_argument("--batch_size", type=int, default=16)
     args = parser.parse_args(argv)
 
-    from ncl_plugin import data
+    from ncl_plugin.data import loaders
 
     model, size = load(args.checkpoint)
     # A copy whose BatchNorm layers normalise with each batch's statistics; momentum 0 keeps
@@ -88,7 +60,7 @@ def main(argv=None):
             module.train()
             module.momentum = 0.0
     options = argparse.Namespace(if_padding=False, if_resizing=True, image_size=size, edge_mask_width=None)
-    dataset = data.build_dataset(args.data, options, data.test_transform(), None, flag="--data")
+    dataset = loaders.build_dataset(args.data, options, loaders.test_transform(), None, flag="--data")
     loader = torch.utils.data.DataLoader(dataset, batch_size=args.batch_size)
     patch_size = getattr(model, "patch_size", 32)
 

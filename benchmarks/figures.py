@@ -21,8 +21,8 @@ from typing import Dict, List, Tuple
 import numpy as np
 from PIL import Image
 
-from ncl_plugin.report import save_figure
-from ncl_plugin.training_log import read_log
+from ncl_plugin.bench.report import save_figure
+from ncl_plugin.engine.training_log import read_log
 
 LOSS_KEYS = ("train_total", "train_backward_loss", "train_combined_loss", "train_predict_loss")
 KINDS = ("splice", "copymove", "removal", "authentic")

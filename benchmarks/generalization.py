@@ -15,8 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from runs import add_budget_flags, compare, resolve_budget, run_all  # noqa: E402
+from ncl_plugin.bench.sweep import add_budget_flags, compare, resolve_budget, run_all
 
 SETS = {
     "seed=1": {"seed": 1},

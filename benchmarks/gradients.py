@@ -18,22 +18,18 @@ Per-image means; the figures of a run are those of one seed.
 """
 import argparse
 import copy
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).parent))
-from diagnose import image_scores  # noqa: E402
-
-import ncl_plugin.cli  # noqa: E402,F401  (imports IMDL-BenCo without its version banner)
+import ncl_plugin.cli  # noqa: F401  (imports IMDL-BenCo without its version banner)
+from ncl_plugin.bench.probes import image_scores
 
 
 def load(checkpoint: Path):
-    from ncl_plugin.checkpoints import checkpoint_defaults, load_weights
     from ncl_plugin.config import get_model_class, model_parameters
+    from ncl_plugin.engine.checkpoints import checkpoint_defaults, load_weights
 
     name, defaults = checkpoint_defaults(str(checkpoint))
     model_class = get_model_class(name)
@@ -45,8 +41,8 @@ def load(checkpoint: Path):
 
 def contrastive_parts(model, defaults):
     """(sampler, loss, weight, projection) of the run's model, or fresh ones for a run without them."""
-    from ncl_plugin.losses import NCLContrastiveLoss
-    from ncl_plugin.sampler import TriClassPatchSampler
+    from ncl_plugin.method.losses import NCLContrastiveLoss
+    from ncl_plugin.method.sampler import TriClassPatchSampler
 
     if getattr(model, "contrastive_loss", None) is not None:
         return model.sampler, model.contrastive_loss, model.contrast_weight, model.projection
@@ -56,7 +52,7 @@ def contrastive_parts(model, defaults):
 
 
 def gradients(model, defaults, loader, batches: int):
-    from ncl_plugin.sampler import classify_patches
+    from ncl_plugin.method.sampler import classify_patches
 
     sampler, contrastive, weight, projection = contrastive_parts(model, defaults)
     model.train()
@@ -123,8 +119,8 @@ def main(argv=None):
     parser.add_argument("--batch_size", type=int, default=8)
     args = parser.parse_args(argv)
 
-    from ncl_plugin import data
-    from ncl_plugin.checkpoints import list_checkpoints
+    from ncl_plugin.data import loaders
+    from ncl_plugin.engine.checkpoints import list_checkpoints
 
     torch.manual_seed(0)
     print(f"{'run':<34} {'checkpoint':<18} {'|dPC/dF|':>10} {'|dwNCL/dF|':>11} {'ratio':>7} {'cosine':>7}"
@@ -135,8 +131,8 @@ def main(argv=None):
             model, defaults = load(checkpoint)
             size = defaults.get("image_size", 512)
             options = argparse.Namespace(if_padding=False, if_resizing=True, image_size=size, edge_mask_width=None)
-            train = data.build_dataset(args.train, options, data.test_transform(), None, flag="--train")
-            test = data.build_dataset(args.test, options, data.test_transform(), None, flag="--test")
+            train = loaders.build_dataset(args.train, options, loaders.test_transform(), None, flag="--train")
+            test = loaders.build_dataset(args.test, options, loaders.test_transform(), None, flag="--test")
             train_loader = torch.utils.data.DataLoader(train, batch_size=args.batch_size, shuffle=True,
                                                        generator=torch.Generator().manual_seed(0))
             rows = gradients(copy.deepcopy(model), defaults, train_loader, args.batches)

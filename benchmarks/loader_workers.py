@@ -17,11 +17,8 @@ the ratios within one run, not absolute times across machines. The last line nam
 setting per regime.
 """
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from epoch_timing import compare_settings  # noqa: E402
+from ncl_plugin.bench.timing import compare_settings
 
 
 def main(argv=None):

@@ -14,7 +14,6 @@ have learned, whether or not the running statistics have caught up).
 """
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,13 +22,12 @@ from typing import Tuple
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import ncl_plugin.cli  # noqa: E402,F401  (imports IMDL-BenCo without its version banner)
+import ncl_plugin.cli  # noqa: F401  (imports IMDL-BenCo without its version banner)
 
 
 def fixed_batch(size: int, images: int, edge_mask_width):
     """``images`` manipulated images (5 to 50% tampered) as IMDL-BenCo's datasets hand them over."""
-    from ncl_plugin import synthetic
+    from ncl_plugin.data import synthetic
 
     image, mask = synthetic.fixed_batch(size, images)
     data = {
@@ -73,10 +71,11 @@ def memorise(name: str, lr: float, size: int, steps: int, report: int, images: i
     import timm.optim
 
     from ncl_plugin import zoo
+    from ncl_plugin.commands import zoo_models
 
     os.environ.update(zoo.environment(name, folder))
     torch.manual_seed(0)
-    model, _ = zoo.build(name, size, folder / "weights")  # adapted as benco train adapts it
+    model, _ = zoo_models.build(name, size, folder / "weights")  # adapted as benco train adapts it
     data = fixed_batch(size, images, zoo.recipe(name).edge_mask_width)
     optimizer = timm.optim.create_optimizer_v2(model, opt="adamw", lr=lr, weight_decay=0.05, betas=(0.9, 0.999))
     model.train()

@@ -12,11 +12,8 @@ layout changes how the convolutions walk memory, not what they compute: the mode
 agree to float rounding (tests/test_model.py).
 """
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from epoch_timing import compare_settings  # noqa: E402
+from ncl_plugin.bench.timing import compare_settings
 
 
 def main(argv=None):

@@ -24,12 +24,17 @@ project did before:
 """
 import argparse
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from runs import add_budget_flags, chosen_variants, compare, resolve_budget, run_all  # noqa: E402
+from ncl_plugin.bench.sweep import (
+    VALIDATION_IMAGES,
+    add_budget_flags,
+    chosen_variants,
+    compare,
+    resolve_budget,
+    run_all,
+    validation_set,
+)
 
 # name -> (flags, training images (None: all), side the images are generated at (None: the training size))
 VARIANTS = {
@@ -45,18 +50,6 @@ VARIANTS = {
     "train_images=240": ([], 240, None),
     "synthetic_size=256": ([], None, 256),
 }
-VALIDATION_IMAGES = 1000  # as many as the quickstart's embedded set: 800 train, 200 validation
-
-
-def validation_set(out: Path, images: int, size: int) -> Path:
-    """The quickstart's synthetic set, with four training photographs held out instead of the test ones."""
-    folder = out / f"validation-n{images}-s{size}"
-    if not (folder / "manifest.json").exists():
-        subprocess.check_call([sys.executable, "-m", "ncl_plugin", "synth", str(folder), "--n", str(images),
-                               "--size", str(size), "--holdout", "validation", "--seed", "0"])
-    return folder
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default=None, help="comma list of variant names")

@@ -26,7 +26,6 @@ import warnings
 from contextlib import nullcontext
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))  # runs.py, beside this script
 warnings.filterwarnings("ignore")
 
 TARGETS = {"train": 1.05, "inference": 1.01, "memory": 1.05}
@@ -298,7 +297,7 @@ def sampler_curve(args, grids):
 def _empty_weights():
     import tempfile
 
-    from ncl_plugin.zoo import empty_weight_file
+    from ncl_plugin.zoo.recipes import empty_weight_file
 
     return str(empty_weight_file(Path(tempfile.gettempdir()) / "ncl_speed"))
 

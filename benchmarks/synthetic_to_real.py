@@ -14,8 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
-from runs import add_budget_flags, compare, resolve_budget, run_all  # noqa: E402
+from ncl_plugin.bench.sweep import add_budget_flags, compare, resolve_budget, run_all
 
 VARIANTS = {"plain": [], "post": ["--synthetic_post", "jpeg:60-95,resize:0.5-0.9"]}
 METRICS = "pixel-f1,pixel-f1-best,pixel-auc,pixel-iou,image-auc"

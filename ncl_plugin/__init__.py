@@ -2,11 +2,11 @@
 DeepLabV3+ baseline, the tri-class patch sampler and the dual losses in
 IMDL-BenCo's registries, so that IMDL-BenCo's scripts train them by name."""
 
-from .deeplab import DeepLabV3PlusNet
-from .losses import NCLContrastiveLoss, PivotConsistentLoss
-from .model import NCL, DeepLabV3Plus
-from .registry import LOSSES, SAMPLERS
-from .sampler import TriClassPatchSampler, classify_patches
+from ncl_plugin.method.deeplab import DeepLabV3PlusNet
+from ncl_plugin.method.losses import NCLContrastiveLoss, PivotConsistentLoss
+from ncl_plugin.method.model import NCL, DeepLabV3Plus
+from ncl_plugin.method.sampler import TriClassPatchSampler, classify_patches
+from ncl_plugin.registry import LOSSES, SAMPLERS
 
 __version__ = "0.1.0"
 

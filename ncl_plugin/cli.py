@@ -12,8 +12,8 @@ import sys
 import warnings
 from typing import List, Optional
 
-from .config import closest
-from .errors import Interrupted, ReportedError
+from ncl_plugin.config import closest
+from ncl_plugin.errors import Interrupted, ReportedError
 
 
 def quiet_imports() -> None:
@@ -29,7 +29,7 @@ def quiet_imports() -> None:
 
 # Before the commands: importing them imports the parts of IMDL-BenCo that print.
 quiet_imports()
-from .commands import COMMANDS  # noqa: E402
+from ncl_plugin.commands import COMMANDS  # noqa: E402
 
 # IMDL-BenCo's own commands, handed over unchanged.
 IMDLBENCO_COMMANDS = {

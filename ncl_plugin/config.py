@@ -16,8 +16,8 @@ from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 import yaml
 
-from .errors import UsageError
-from .terminal import say
+from ncl_plugin.errors import UsageError
+from ncl_plugin.terminal import say
 
 PACKAGED_CONFIGS = "ncl_plugin.configs"
 

@@ -31,7 +31,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from .errors import ReportedError, UsageError
+from ncl_plugin.errors import ReportedError, UsageError
 
 console = Console(stderr=True, soft_wrap=True)  # messages stay one line in logs
 

@@ -20,12 +20,10 @@ with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
     warnings.simplefilter("ignore", DeprecationWarning)
     from IMDLBenCo.registry import MODELS, Registry
 
-from ..losses import NCLContrastiveLoss, PivotConsistentLoss
-from ..model import NCL, DeepLabV3Plus
-from ..sampler import TriClassPatchSampler
-
-SAMPLERS = Registry(name="SAMPLERS")
-LOSSES = Registry(name="LOSSES")
+from ncl_plugin.method.losses import NCLContrastiveLoss, PivotConsistentLoss
+from ncl_plugin.method.model import NCL, DeepLabV3Plus
+from ncl_plugin.method.registries import LOSSES, SAMPLERS
+from ncl_plugin.method.sampler import TriClassPatchSampler
 
 
 def _same_object(a, b) -> bool:

@@ -29,6 +29,6 @@ def _seed():
 @pytest.fixture(scope="session")
 def dataset(tmp_path_factory):
     """40 synthetic 64x64 images (Tp/Gt folders, JSON lists, a test-set map), built once per session."""
-    from ncl_plugin import synthetic
+    from ncl_plugin.data import synthetic
 
     return synthetic.build(str(tmp_path_factory.mktemp("synth")), n=40, size=64, seed=3, show_progress=False)

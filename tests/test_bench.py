@@ -7,8 +7,9 @@ import pytest
 import yaml
 
 from helpers import benco, error_of
-from ncl_plugin import synthetic, zoo
-from ncl_plugin.benchmark import parse_spec
+from ncl_plugin import zoo
+from ncl_plugin.bench.runner import parse_spec
+from ncl_plugin.data import synthetic
 
 # NCL's network small, one epoch at 64x64: the budget every model of the test shares.
 TINY = {
@@ -104,24 +105,24 @@ def test_a_run_stopped_by_a_signal_stops_the_benchmark(tmp_path, monkeypatch):
     """Not the next run: the stopped one resumes when the same command runs again."""
     import signal
 
-    from ncl_plugin import benchmark
+    from ncl_plugin.bench import runner
     from ncl_plugin.errors import Interrupted
 
-    runs = benchmark.plan([benchmark.Job("a", "ncl"), benchmark.Job("b", "ncl")], [0], [], tmp_path)
+    runs = runner.plan([runner.Job("a", "ncl"), runner.Job("b", "ncl")], [0], [], tmp_path)
     started = []
 
     def stopped(command, run, epochs, poll):
         started.append(run.job.name)
         return 128 + signal.SIGTERM
 
-    monkeypatch.setattr(benchmark, "_train", stopped)
+    monkeypatch.setattr(runner, "_train", stopped)
     with pytest.raises(Interrupted, match=r"\[1/2\] a, seed 0 was stopped and saved; run the same command"):
-        benchmark.execute(runs)
+        runner.execute(runs)
     assert started == ["a"]
 
 
 def test_a_recipe_learning_rate_yields_to_one_given_for_every_run():
-    from ncl_plugin.benchmark import Budget, jobs
+    from ncl_plugin.bench.runner import Budget, jobs
 
     def flags(overrides):
         (job,) = jobs("segformer", Budget("quickstart", overrides, [], [], {"image_size": 128}), Path("/tmp/lr"))
@@ -132,17 +133,14 @@ def test_a_recipe_learning_rate_yields_to_one_given_for_every_run():
 
 
 def test_the_benchmark_harnesses_plan_their_jobs_with_the_zoo_recipes(tmp_path, monkeypatch):
-    """benchmarks/runs.py (accuracy, ablation, recipe, contrast, data_efficiency) on the same runner."""
+    """The sweeps of benchmarks/ (accuracy, ablation, recipe, contrast, data_efficiency) on the same runner."""
     import argparse
-    import sys
 
-    from ncl_plugin import benchmark
-
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-    import runs as harness
+    from ncl_plugin.bench import runner
+    from ncl_plugin.bench import sweep as harness
 
     planned = []
-    monkeypatch.setattr(benchmark, "execute", lambda runs, epochs=None, **kw: planned.extend(runs) or [])
+    monkeypatch.setattr(runner, "execute", lambda runs, epochs=None, **kw: planned.extend(runs) or [])
     parser = argparse.ArgumentParser()
     harness.add_budget_flags(parser)
     args = parser.parse_args(["--seeds", "0,1", "--out", str(tmp_path)])
@@ -157,11 +155,14 @@ def test_the_benchmark_harnesses_plan_their_jobs_with_the_zoo_recipes(tmp_path, 
 
 
 def _harness(name):
-    import importlib
-    import sys
+    """A script of benchmarks/, imported from its file (benchmarks/ is no package)."""
+    import importlib.util
 
-    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
-    return importlib.import_module(name)
+    path = Path(__file__).parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmarks_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_the_curve_summarises_seeds_per_size_and_ncls_lead(tmp_path):
@@ -192,7 +193,7 @@ def test_the_sweep_tabulates_each_setting_over_its_own_finished_seeds(tmp_path, 
     with the seeds it has in seed order; unfinished or stopped runs and other folders are left out,
     and nothing trains."""
     sweep = _harness("contrast")
-    from ncl_plugin.checkpoints import INTERRUPTED_NAME
+    from ncl_plugin.engine.checkpoints import INTERRUPTED_NAME
 
     for name in ("omega=0.05-seed1", "ncl-seed10", "ncl-seed1", "ncl-seed0", "pc-only-seed0", "block=2-seed0",
                  "omega=0.05-seed0", "ncl-seedless"):  # fmt: skip
@@ -213,15 +214,14 @@ def test_the_sweep_tabulates_each_setting_over_its_own_finished_seeds(tmp_path, 
 def test_a_harness_stopped_mid_run_says_so_in_one_line(tmp_path, monkeypatch, capsys):
     import argparse
 
-    from ncl_plugin import benchmark
+    from ncl_plugin.bench import runner
+    from ncl_plugin.bench import sweep as harness
     from ncl_plugin.errors import Interrupted
-
-    harness = _harness("runs")
 
     def stopped(runs, epochs=None, **kw):
         raise Interrupted("[1/2] pc-only, seed 0 was stopped and saved; run the same command to continue", 2)
 
-    monkeypatch.setattr(benchmark, "execute", stopped)
+    monkeypatch.setattr(runner, "execute", stopped)
     parser = argparse.ArgumentParser()
     harness.add_budget_flags(parser)
     args = parser.parse_args(["--seeds", "0", "--out", str(tmp_path)])

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from helpers import small_ncl
-from ncl_plugin.checkpoints import CheckpointError, load_checkpoint, resume, save_checkpoint
+from ncl_plugin.engine.checkpoints import CheckpointError, load_checkpoint, resume, save_checkpoint
+from ncl_plugin.engine.training import GuardedScaler
 from ncl_plugin.errors import RunError
-from ncl_plugin.training import GuardedScaler
 
 
 def saving_args(tmp_path):
@@ -98,7 +98,7 @@ def test_imdlbenco_checkpoints_with_a_namespace_load_without_full_unpickling(tmp
 
 
 def test_a_checkpoint_says_what_it_was_trained_on(tmp_path):
-    from ncl_plugin.checkpoints import SYNTHETIC_WARNING, trained_on
+    from ncl_plugin.engine.checkpoints import SYNTHETIC_WARNING, trained_on
 
     quickstart = {"args": {"training_data": "synthetic:the embedded synthetic set (1000 generated images)"}}
     assert trained_on(quickstart) == f"the embedded synthetic set (1000 generated images): {SYNTHETIC_WARNING}"
@@ -111,7 +111,7 @@ def test_a_checkpoint_says_what_it_was_trained_on(tmp_path):
 
 def test_a_checkpoint_of_another_model_names_the_weights_that_do_not_fit(tmp_path):
     from ncl_plugin import DeepLabV3Plus
-    from ncl_plugin.checkpoints import load_weights
+    from ncl_plugin.engine.checkpoints import load_weights
 
     path = tmp_path / "checkpoint-0.pth"
     torch.save({"model": small_ncl().state_dict(), "args": {"model": "ncl"}}, path)

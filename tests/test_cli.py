@@ -51,7 +51,7 @@ def test_packaged_configs_are_found_by_name():
 def test_the_quickstart_trains_channels_last_unless_told_not_to():
     import torch
 
-    from ncl_plugin.runtime import build_model
+    from ncl_plugin.engine.runtime import build_model
 
     layouts = {}
     for extra in ([], ["--no_channels_last"]):
@@ -121,7 +121,7 @@ def test_a_config_keeps_its_own_models_flags_from_another_model_of_the_same_name
 def test_a_model_whose_weight_file_is_missing_is_a_one_line_error(tmp_path):
     import torch
 
-    from ncl_plugin.runtime import build_model
+    from ncl_plugin.engine.runtime import build_model
 
     missing = tmp_path / "no_such_weights.pth"
     args, model_args, model_class = parse_train(["--model", "segformer", "--pretrain_pth_path", str(missing)])
@@ -144,11 +144,11 @@ def test_help_without_a_model_lists_the_commands_flags(command, capsys):
 
 
 def test_augment_names_imdlbenco_lossless_or_none():
-    from ncl_plugin import data
+    from ncl_plugin.data import loaders
 
-    lossless = [type(t).__name__ for t in data.train_transform("lossless").transforms]
+    lossless = [type(t).__name__ for t in loaders.train_transform("lossless").transforms]
     assert lossless == ["HorizontalFlip", "VerticalFlip", "RandomRotate90"]  # nothing resamples, blurs or re-encodes
-    assert "RandomScale" in [type(t).__name__ for t in data.train_transform("imdlbenco").transforms]
-    assert data.train_transform("none").transforms == []
+    assert "RandomScale" in [type(t).__name__ for t in loaders.train_transform("imdlbenco").transforms]
+    assert loaders.train_transform("none").transforms == []
     with pytest.raises(UsageError, match="--augment flip: use one of imdlbenco, lossless, none"):
-        data.train_transform("flip")
+        loaders.train_transform("flip")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ncl_plugin import cli
-from ncl_plugin.report import compare
+from ncl_plugin.bench.report import compare
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

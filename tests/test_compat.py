@@ -7,7 +7,7 @@ from pathlib import Path
 import IMDLBenCo
 import pytest
 
-from ncl_plugin import compat, interruption
+from ncl_plugin.engine import compat, interruption
 
 SOURCE = Path(IMDLBenCo.__file__).parent
 ADAPTED = list(compat.ADAPTED_LINES) + [

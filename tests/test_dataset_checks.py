@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from helpers import error_of, train_args
-from ncl_plugin.dataset_checks import BadSample, ImageLoader
+from ncl_plugin.data.checks import BadSample, ImageLoader
 
 
 def copy_mani(source: Path, target: Path, count=None) -> Path:

@@ -6,8 +6,8 @@ import pytest
 import torch
 from sklearn.metrics import f1_score, jaccard_score, precision_recall_curve, roc_auc_score
 
-from ncl_plugin.evaluation import evaluate
-from ncl_plugin.metrics import evaluator_factory
+from ncl_plugin.engine.evaluation import evaluate
+from ncl_plugin.engine.metrics import evaluator_factory
 
 
 class Oracle(torch.nn.Module):
@@ -106,7 +106,7 @@ def test_best_threshold_f1_matches_scikit_learn_and_bounds_the_fixed_one(case):
 
 
 def test_best_threshold_f1_keeps_tied_scores_together():
-    from ncl_plugin.metrics import best_threshold_f1
+    from ncl_plugin.engine.metrics import best_threshold_f1
 
     # Scores 0.9 (one tampered, one authentic pixel), 0.2 (one tampered) and 0.1: no threshold
     # separates the two 0.9 pixels, so the best cut keeps both: P = 1/2, R = 1/2, F1 = 1/2; taking

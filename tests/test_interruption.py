@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from helpers import SMALL_TRAIN
-from ncl_plugin.checkpoints import INTERRUPTED_NAME
+from ncl_plugin.engine.checkpoints import INTERRUPTED_NAME
 
 
 def run_train(out, *extra, env=None, dataset=None):

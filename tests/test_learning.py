@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from ncl_plugin import NCL, DeepLabV3Plus, synthetic
+from ncl_plugin import NCL, DeepLabV3Plus
+from ncl_plugin.data import synthetic
 
 SIZE, IMAGES, STEPS = 64, 4, 150  # both models pass 0.9 after about 100 steps
 F1_BAR = 0.9  # pixel F1 at IMDL-BenCo's fixed 0.5 threshold on the memorised batch
@@ -88,10 +89,11 @@ def test_short_quickstart_run_beats_a_hand_made_trace_detector(tmp_path):
 def test_segformer_memorises_one_fixed_batch_at_its_recipe_learning_rate(batch, tmp_path):
     """benco bench trains IMDL-BenCo's segformer at its recipe's lr (1e-4): it must memorise there."""
     from ncl_plugin import zoo
+    from ncl_plugin.commands import zoo_models
 
     images, masks = batch
     torch.manual_seed(0)
-    model, _ = zoo.build("segformer", SIZE, tmp_path)
+    model, _ = zoo_models.build("segformer", SIZE, tmp_path)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=zoo.recipe("segformer").lr)
     for _ in range(STEPS):

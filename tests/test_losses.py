@@ -5,11 +5,11 @@ import torch.nn.functional as F
 
 import reference as ref
 from helpers import rect_mask
-from ncl_plugin.losses import NCLContrastiveLoss, PivotConsistentLoss
-from ncl_plugin.sampler import AUTHENTIC as A
-from ncl_plugin.sampler import CONTOUR as C
-from ncl_plugin.sampler import TAMPERED as T
-from ncl_plugin.sampler import PatchSample, contour_pixels
+from ncl_plugin.method.losses import NCLContrastiveLoss, PivotConsistentLoss
+from ncl_plugin.method.sampler import AUTHENTIC as A
+from ncl_plugin.method.sampler import CONTOUR as C
+from ncl_plugin.method.sampler import TAMPERED as T
+from ncl_plugin.method.sampler import PatchSample, contour_pixels
 
 TAU = 0.2
 
@@ -190,7 +190,7 @@ def paper_batch():
 
 @pytest.mark.parametrize("space", ["pooled", "cube"])
 def test_patch_features_match_a_loop_over_patches(space):
-    from ncl_plugin.sampler import TriClassPatchSampler
+    from ncl_plugin.method.sampler import TriClassPatchSampler
 
     features, mask = paper_batch()
     sample = TriClassPatchSampler(patch_size=8, patch_space=space)(features, mask)
@@ -203,7 +203,7 @@ def test_patch_features_match_a_loop_over_patches(space):
 @pytest.mark.parametrize("space", ["pooled", "cube"])
 @pytest.mark.parametrize("pivot", ["mean", "each"])
 def test_paper_readings_match_a_loop_by_loop_reference(space, pivot):
-    from ncl_plugin.sampler import TriClassPatchSampler
+    from ncl_plugin.method.sampler import TriClassPatchSampler
 
     features, mask = paper_batch()
     sample = TriClassPatchSampler(patch_size=8, patch_space=space, pivot_input=pivot)(features, mask)
@@ -235,7 +235,7 @@ def test_paper_readings_match_a_loop_by_loop_reference(space, pivot):
 
 def test_the_readings_change_the_loss():
     """Each reading is a different loss on the same features, not a renamed default."""
-    from ncl_plugin.sampler import TriClassPatchSampler
+    from ncl_plugin.method.sampler import TriClassPatchSampler
 
     features, mask = paper_batch()
     values = {}

@@ -3,8 +3,8 @@ import torch
 
 from helpers import rect_mask
 from ncl_plugin import NCL, DeepLabV3Plus
-from ncl_plugin.checkpoints import CheckpointError
-from ncl_plugin.model import VISUAL_LOSS_KEYS
+from ncl_plugin.engine.checkpoints import CheckpointError
+from ncl_plugin.method.model import VISUAL_LOSS_KEYS
 
 SIZE = 128
 

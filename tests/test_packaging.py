@@ -59,4 +59,4 @@ def test_installed_wheel_registers_ncl(wheel, tmp_path):
     assert commands == str(sorted(["train", "test", "test-robust", "complexity", "predict", "synth", "data", "compare", "bench"]))
     assert wheel.name.startswith(f"ncl_imdlbenco-{version}-")  # one version number, in ncl_plugin/__init__.py
     assert Path(registry_file).is_relative_to(target)
-    assert model_module == "ncl_plugin.model"
+    assert model_module == "ncl_plugin.method.model"

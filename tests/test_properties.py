@@ -3,8 +3,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ncl_plugin.losses import NCLContrastiveLoss, PivotConsistentLoss
-from ncl_plugin.sampler import AUTHENTIC, CONTOUR, TAMPERED, TriClassPatchSampler, classify_patches
+from ncl_plugin.method.losses import NCLContrastiveLoss, PivotConsistentLoss
+from ncl_plugin.method.sampler import AUTHENTIC, CONTOUR, TAMPERED, TriClassPatchSampler, classify_patches
 
 KINDS = ["authentic", "tampered", "patch_aligned", "rectangle", "one_pixel", "smaller_than_a_patch", "noise"]
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from helpers import error_of, train_args
-from ncl_plugin import compat
+from ncl_plugin.engine import compat
 from ncl_plugin.errors import UsageError
 
 

@@ -3,7 +3,7 @@ import torch
 import torch.nn.functional as F
 
 from helpers import rect_mask
-from ncl_plugin.sampler import (
+from ncl_plugin.method.sampler import (
     AUTHENTIC,
     CONTOUR,
     TAMPERED,

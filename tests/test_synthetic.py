@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ncl_plugin import synthetic
+from ncl_plugin.data import synthetic
 from ncl_plugin.errors import UsageError
 
 
@@ -64,7 +64,7 @@ def test_the_same_seed_and_index_draw_the_same_image_whatever_the_set_size(tmp_p
 def test_image_level_metrics_test_on_the_embedded_set_with_its_authentic_images(tmp_path, monkeypatch, metrics, expected):
     import argparse
 
-    from ncl_plugin.training import prepare_data
+    from ncl_plugin.engine.training import prepare_data
 
     monkeypatch.setenv("NCL_CACHE_DIR", str(tmp_path))
     args = argparse.Namespace(data_path=None, test_data_path=None, synthetic_images=10, synthetic_size=32,
@@ -79,7 +79,7 @@ def test_post_processing_reworks_every_whole_image_and_keeps_the_draws_and_masks
     """--post jpeg:50-50 is exactly JPEG at quality 50 of the image the plain set holds; the masks do not change."""
     import cv2
 
-    from ncl_plugin.postprocess import parse
+    from ncl_plugin.data.postprocess import parse
 
     plain = synthetic.build(str(tmp_path / "plain"), n=12, size=32, seed=4, show_progress=False)
     jpeg = synthetic.build(str(tmp_path / "jpeg"), n=12, size=32, seed=4, show_progress=False, post=parse("jpeg:50-50"))
@@ -101,7 +101,7 @@ def test_post_processing_reworks_every_whole_image_and_keeps_the_draws_and_masks
 
 
 def test_post_processed_sets_are_cached_apart(tmp_path, monkeypatch):
-    from ncl_plugin.postprocess import parse
+    from ncl_plugin.data.postprocess import parse
 
     monkeypatch.setenv("NCL_CACHE_DIR", str(tmp_path))
     plain, built = synthetic.cached(8, 32, show_progress=False)

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
+from ncl_plugin.engine.training import GuardedScaler
 from ncl_plugin.errors import RunError
-from ncl_plugin.training import GuardedScaler
 
 
 def test_non_finite_losses_are_skipped_then_stop_the_run():

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from helpers import benco
-from ncl_plugin import synthetic
+from ncl_plugin.data import synthetic
 
 SMALL_NCL = ["--backbone", "resnet18", "--output_stride", "16", "--patch_size", "16"]
 # AUC beside F1: two epochs on 16 images rarely put a pixel above F1's 0.5 threshold.

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from ncl_plugin import zoo
+from ncl_plugin.commands import zoo_models
 
 TRAINABLE = [name for name, entry in zoo.RECIPES.items() if entry.status == zoo.TRAINS]
 # Over about 10 s a step at their smallest size on 2 cores, or over 100M parameters.
@@ -36,9 +37,9 @@ def test_recipe_builds_offline_and_takes_a_training_step(name, offline, tmp_path
     size = zoo.smallest_size(name)
     assert zoo.recipe(name).size_error(size) is None
     torch.manual_seed(0)
-    model, args = zoo.build(name, size, tmp_path)
+    model, args = zoo_models.build(name, size, tmp_path)
     model.train()
-    batch = zoo.example_batch(size, batch=2, edge_mask_width=args.edge_mask_width)
+    batch = zoo_models.example_batch(size, batch=2, edge_mask_width=args.edge_mask_width)
     trainable = [p for p in model.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in trainable]
     optimizer = torch.optim.AdamW(trainable, lr=1e-3)
@@ -61,7 +62,7 @@ def test_a_size_a_model_refuses_is_named_with_legal_ones():
 
 
 def test_mesorch_predicts_at_the_training_size_not_at_512(tmp_path, offline):
-    model, _ = zoo.build("Mesorch", 64, tmp_path)
+    model, _ = zoo_models.build("Mesorch", 64, tmp_path)
     assert model.resize.size == (64, 64)
 
 
@@ -109,9 +110,9 @@ def test_a_weight_file_flag_left_out_is_one_line(model, message, dataset, tmp_pa
 
 def test_a_model_without_an_image_score_gets_the_maximum_of_its_mask(tmp_path):
     """segformer returns no pred_label: IMDL-BenCo's image-level evaluators would fail on it."""
-    model, _ = zoo.build("segformer", zoo.smallest_size("segformer"), tmp_path)
+    model, _ = zoo_models.build("segformer", zoo.smallest_size("segformer"), tmp_path)
     model.eval()
-    batch = zoo.example_batch(zoo.smallest_size("segformer"))
+    batch = zoo_models.example_batch(zoo.smallest_size("segformer"))
     with torch.no_grad():
         output = model(**batch)
     assert output["pred_label"].shape == (2,)

@@ -3,14 +3,12 @@
 from pathlib import Path
 from typing import List
 
-from ..config import Parser
+from ncl_plugin.bench.runner import BUDGET
+from ncl_plugin.config import Parser
 
 NAME = "bench"
 SUMMARY = "NCL and IMDL-BenCo's zoo at one budget (models x seeds), resumable, ending with the table"
 TAKES_CONFIG = False
-
-# The budget every run shares; the rest of a run's flags come from --config and the model's recipe.
-BUDGET = {"epochs": int, "image_size": int, "batch_size": int, "blr": float, "lr": float, "accum_iter": int}
 
 
 def parser() -> Parser:
@@ -57,10 +55,10 @@ def parser() -> Parser:
 
 
 def main(argv: List[str]) -> int:
-    from .. import zoo
-    from ..benchmark import Budget, check_records, execute, jobs, parse_seeds, plan, tables
-    from ..errors import UsageError
-    from ..terminal import say, warn
+    from ncl_plugin import zoo
+    from ncl_plugin.bench.runner import Budget, check_records, execute, jobs, parse_seeds, plan, tables
+    from ncl_plugin.errors import UsageError
+    from ncl_plugin.terminal import say, warn
 
     args = parser().parse_args(argv)
     if args.list:

@@ -2,7 +2,7 @@
 
 from typing import List
 
-from ..config import Parser
+from ncl_plugin.config import Parser
 
 NAME = "compare"
 SUMMARY = "runs side by side: Markdown, LaTeX or CSV tables, grouped bars"
@@ -37,7 +37,7 @@ def parser() -> Parser:
 
 
 def main(argv: List[str]) -> int:
-    from ..report import compare
+    from ncl_plugin.bench.report import compare
 
     args = parser().parse_args(argv)
     metrics = [m for m in args.metric.split(",") if m] if args.metric else None

@@ -6,9 +6,9 @@ from typing import Dict, List
 import torch
 from rich.text import Text
 
-from ..config import Parser
-from ..terminal import say, show
-from . import flags
+from ncl_plugin.commands import flags
+from ncl_plugin.config import Parser
+from ncl_plugin.terminal import say, show
 
 NAME = "complexity"
 SUMMARY = "parameters and FLOPs (fvcore)"
@@ -29,7 +29,7 @@ def parser() -> Parser:
 def complexity(args, model_args, model_class) -> Dict:
     from fvcore.nn import FlopCountAnalysis, flop_count_table
 
-    from ..runtime import build_model, setup, single_process
+    from ncl_plugin.engine.runtime import build_model, setup, single_process
 
     device = setup(args)
     single_process(args, NAME)

@@ -4,13 +4,13 @@ import argparse
 from pathlib import Path
 from typing import List
 
-from ..config import Parser
-from ..datasets import DATASETS
-from ..datasets.build import build
-from ..datasets.indexing import ASPECT_TOLERANCE, FIXES
-from ..datasets.layout import GREEN, RED, Options
-from ..datasets.protocols import MEMBERS, PROTOCOLS, TEST_SETS, write_protocol
-from ..errors import UsageError
+from ncl_plugin.config import Parser
+from ncl_plugin.datasets import DATASETS
+from ncl_plugin.datasets.build import build
+from ncl_plugin.datasets.indexing import ASPECT_TOLERANCE, FIXES
+from ncl_plugin.datasets.layout import GREEN, RED, Options
+from ncl_plugin.datasets.protocols import MEMBERS, PROTOCOLS, TEST_SETS, write_protocol
+from ncl_plugin.errors import UsageError
 
 NAME = "data"
 SUMMARY = "index a public dataset (CASIA, Columbia, Coverage, NIST16, IMD2020, DEFACTO, CocoGlide) or a protocol"
@@ -168,7 +168,7 @@ def protocol_parser() -> Parser:
 
 
 def split_parser() -> Parser:
-    from ..datasets.split import DEFAULT_FRACTIONS
+    from ncl_plugin.datasets.split import DEFAULT_FRACTIONS
 
     p = Parser(
         prog="benco data split",
@@ -200,7 +200,7 @@ def _splits_folder() -> Path:
     """Where the packaged splits are: configs/splits/<name>/{train,val,test}.txt."""
     from importlib import resources
 
-    from ..config import PACKAGED_CONFIGS
+    from ncl_plugin.config import PACKAGED_CONFIGS
 
     return Path(str(resources.files(PACKAGED_CONFIGS))) / "splits"
 
@@ -221,8 +221,8 @@ def _names_folder(value: str) -> Path:
 
 
 def _split(args) -> int:
-    from ..datasets import split
-    from ..terminal import say, show, warn
+    from ncl_plugin.datasets import split
+    from ncl_plugin.terminal import say, show, warn
 
     rows = split.read_list(args.list)
     out = args.out or args.list.with_name(args.list.stem + "_split")

@@ -3,7 +3,7 @@
 import argparse
 from typing import List
 
-from ..config import parse
+from ncl_plugin.config import parse
 
 
 def common(parser: argparse.ArgumentParser) -> None:
@@ -82,12 +82,12 @@ def checkpoint(parser: argparse.ArgumentParser, what: str) -> None:
 
 def parse_command(parser: argparse.ArgumentParser, argv: List[str], from_checkpoint: bool = False):
     """(args, model_args, model_class); with ``from_checkpoint``, the model and its flags default to the checkpoint's."""
-    from . import config_keys
+    from ncl_plugin.commands import config_keys
 
     return parse(parser, argv, config_keys(), inherit=_inherit_from_checkpoint if from_checkpoint else None)
 
 
 def _inherit_from_checkpoint(early):
-    from ..checkpoints import checkpoint_defaults
+    from ncl_plugin.engine.checkpoints import checkpoint_defaults
 
     return checkpoint_defaults(early.checkpoint, early.trust_checkpoint) if early.checkpoint else (None, {})

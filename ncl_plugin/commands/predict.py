@@ -13,12 +13,12 @@ from albumentations.pytorch import ToTensorV2
 from IMDLBenCo.transforms import get_albu_transforms
 from PIL import Image, UnidentifiedImageError
 
-from ..checkpoints import best_checkpoint, load_weights
-from ..config import Parser
-from ..errors import UsageError
-from ..runtime import build_model, setup, single_process
-from ..terminal import command_log, say, track, warn
-from . import flags
+from ncl_plugin.commands import flags
+from ncl_plugin.config import Parser
+from ncl_plugin.engine.checkpoints import best_checkpoint, load_weights
+from ncl_plugin.engine.runtime import build_model, setup, single_process
+from ncl_plugin.errors import UsageError
+from ncl_plugin.terminal import command_log, say, track, warn
 
 NAME = "predict"
 SUMMARY = "masks and overlays for your own images"

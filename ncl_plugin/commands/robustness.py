@@ -3,12 +3,12 @@
 import os
 from typing import Dict, List, Tuple
 
-from ..checkpoints import best_checkpoint, load_weights
-from ..config import Parser
-from ..errors import UsageError
-from ..terminal import command_log, progress_session, say
-from . import flags
-from .test import results_stem
+from ncl_plugin.commands import flags
+from ncl_plugin.commands.test import results_stem
+from ncl_plugin.config import Parser
+from ncl_plugin.engine.checkpoints import best_checkpoint, load_weights
+from ncl_plugin.errors import UsageError
+from ncl_plugin.terminal import command_log, progress_session, say
 
 NAME = "test-robust"
 SUMMARY = "IMDL-BenCo's JPEG / blur / noise grid plus resize factors"
@@ -71,10 +71,10 @@ def perturbations(args) -> Dict[str, List[Tuple[float, object]]]:
 
 
 def test_robust(args, model_args, model_class) -> List[Dict]:
-    from .. import data
-    from ..evaluation import evaluate, print_rows, test_datasets, write_rows
-    from ..metrics import evaluator_factory, parse_metrics
-    from ..runtime import build_model, is_main, setup
+    from ncl_plugin.data import loaders
+    from ncl_plugin.engine.evaluation import evaluate, print_rows, test_datasets, write_rows
+    from ncl_plugin.engine.metrics import evaluator_factory, parse_metrics
+    from ncl_plugin.engine.runtime import build_model, is_main, setup
 
     device = setup(args)
     make_evaluators = evaluator_factory(parse_metrics(args.metrics))
@@ -82,14 +82,14 @@ def test_robust(args, model_args, model_class) -> List[Dict]:
     grid = perturbations(args)
     model, unwrapped = build_model(model_class, args, model_args, device)
     load_weights(unwrapped, path, args.trust_checkpoint)
-    post = data.post_function(args.model)
+    post = loaders.post_function(args.model)
     rows = []
     for name, params in grid.items():
         for param, transform in params:
             datasets = test_datasets(args, post, transform)
-            loaders = {k: data.test_loader(ds, args, args.distributed) for k, ds in datasets.items()}
+            test_loaders = {k: loaders.test_loader(ds, args, args.distributed) for k, ds in datasets.items()}
             with progress_session(enabled=is_main()) as progress:
-                results = evaluate(model, loaders, make_evaluators, device, 0, args, progress=progress)
+                results = evaluate(model, test_loaders, make_evaluators, device, 0, args, progress=progress)
             for test_set, metrics in results.items():
                 rows.append({"perturbation": name, "parameter": param, "test set": test_set, **metrics})
     if is_main():

@@ -2,8 +2,8 @@
 
 from typing import List
 
-from .. import postprocess, synthetic
-from ..config import Parser
+from ncl_plugin.config import Parser
+from ncl_plugin.data import postprocess, synthetic
 
 NAME = "synth"
 SUMMARY = "build the synthetic manipulation dataset"

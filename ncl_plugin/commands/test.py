@@ -4,10 +4,10 @@ import os
 import re
 from typing import Dict, List
 
-from ..checkpoints import checkpoint_files, load_weights
-from ..config import Parser
-from ..terminal import command_log, progress_session, say
-from . import flags
+from ncl_plugin.commands import flags
+from ncl_plugin.config import Parser
+from ncl_plugin.engine.checkpoints import checkpoint_files, load_weights
+from ncl_plugin.terminal import command_log, progress_session, say
 
 NAME = "test"
 SUMMARY = "test checkpoints on test sets; a table, JSON and CSV"
@@ -45,22 +45,24 @@ def results_stem(args, name: str) -> str:
 
 def test(args, model_args, model_class) -> List[Dict]:
     """Every checkpoint on every test set. Returns one row per (checkpoint, test set)."""
-    from .. import data
-    from ..evaluation import evaluate, print_rows, test_datasets, write_rows
-    from ..metrics import evaluator_factory, parse_metrics
-    from ..runtime import build_model, is_main, setup
+    from ncl_plugin.data import loaders
+    from ncl_plugin.engine.evaluation import evaluate, print_rows, test_datasets, write_rows
+    from ncl_plugin.engine.metrics import evaluator_factory, parse_metrics
+    from ncl_plugin.engine.runtime import build_model, is_main, setup
 
     device = setup(args)
     make_evaluators = evaluator_factory(parse_metrics(args.metrics))
     checkpoints = checkpoint_files(args.checkpoint)
-    post = data.post_function(args.model)
-    loaders = {name: data.test_loader(ds, args, args.distributed) for name, ds in test_datasets(args, post).items()}
+    post = loaders.post_function(args.model)
+    test_loaders = {
+        name: loaders.test_loader(ds, args, args.distributed) for name, ds in test_datasets(args, post).items()
+    }
     model, unwrapped = build_model(model_class, args, model_args, device)
     rows = []
     for epoch, path in checkpoints:
         load_weights(unwrapped, path, args.trust_checkpoint)
         with progress_session(enabled=is_main()) as progress:
-            results = evaluate(model, loaders, make_evaluators, device, epoch, args, progress=progress)
+            results = evaluate(model, test_loaders, make_evaluators, device, epoch, args, progress=progress)
         for name, metrics in results.items():
             rows.append({"checkpoint": os.path.basename(path), "epoch": epoch, "test set": name, **metrics})
     if is_main():

@@ -3,10 +3,10 @@
 import os
 from typing import List
 
-from ..checkpoints import KEEP_BEST_AFTER_EPOCH
-from ..config import Parser
-from ..terminal import command_log, say
-from . import flags
+from ncl_plugin.commands import flags
+from ncl_plugin.config import Parser
+from ncl_plugin.engine.checkpoints import KEEP_BEST_AFTER_EPOCH
+from ncl_plugin.terminal import command_log, say
 
 NAME = "train"
 SUMMARY = "train any IMDL-BenCo model (ncl, deeplabv3plus, unet, ...); no data: the synthetic quickstart"
@@ -97,7 +97,7 @@ def with_default_config(argv: List[str]) -> List[str]:
 
 
 def main(argv: List[str]) -> int:
-    from ..training import train
+    from ncl_plugin.engine.training import train
 
     args, model_args, model_class = flags.parse_command(parser(), with_default_config(argv))
     refuse_another_run(args.output_dir, args.resume)
@@ -109,9 +109,9 @@ def main(argv: List[str]) -> int:
 def refuse_another_run(output_dir: str, resume: str) -> None:
     """A folder that holds a run is continued (--resume) or left alone: training afresh into it would
     overwrite its checkpoints and summary and append a second epoch 0 to its log."""
-    from ..checkpoints import INTERRUPTED_NAME, list_checkpoints
-    from ..errors import UsageError
-    from ..training_log import LOG_NAME, SUMMARY_NAME
+    from ncl_plugin.engine.checkpoints import INTERRUPTED_NAME, list_checkpoints
+    from ncl_plugin.engine.training_log import LOG_NAME, SUMMARY_NAME
+    from ncl_plugin.errors import UsageError
 
     if resume or not output_dir or not os.path.isdir(output_dir):
         return

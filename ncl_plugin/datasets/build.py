@@ -3,11 +3,11 @@
 from pathlib import Path
 from typing import Optional
 
-from ..errors import UsageError
-from ..terminal import print_plain, say, show, warn
-from . import revised, summary
-from .indexing import Index, check, corrections_report, mask_folder, skipped_report, write
-from .layout import Dataset, Options, inside
+from ncl_plugin.datasets import revised, summary
+from ncl_plugin.datasets.indexing import Index, check, corrections_report, mask_folder, skipped_report, write
+from ncl_plugin.datasets.layout import Dataset, Options, inside
+from ncl_plugin.errors import UsageError
+from ncl_plugin.terminal import print_plain, say, show, warn
 
 
 def summary_file(out: Path) -> Path:

@@ -18,7 +18,7 @@ import re
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .layout import (
+from ncl_plugin.datasets.layout import (
     NOT_AN_IMAGE,
     Dataset,
     Found,
@@ -31,9 +31,9 @@ from .layout import (
     pair_masks,
     split_images,
 )
-from .renames import Renames, find_spreadsheets
-from .renames import load as load_renames
-from .sources import frame, respelt, sources
+from ncl_plugin.datasets.renames import Renames, find_spreadsheets
+from ncl_plugin.datasets.renames import load as load_renames
+from ncl_plugin.datasets.sources import frame, respelt, sources
 
 MASK_FOLDERS = {"gt", "groundtruth", "ground_truth", "mask", "masks"}
 

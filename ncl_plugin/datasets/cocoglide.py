@@ -14,7 +14,17 @@ folders are found wherever they are below ROOT.
 import re
 from pathlib import Path
 
-from .layout import Dataset, Found, Options, Published, Sample, files_under, group_by, pair_masks, split_images
+from ncl_plugin.datasets.layout import (
+    Dataset,
+    Found,
+    Options,
+    Published,
+    Sample,
+    files_under,
+    group_by,
+    pair_masks,
+    split_images,
+)
 
 _FAKE = re.compile(r"^glide_inpainting_val2017_(\d+)_up$")
 _MASK = re.compile(r"^.+_(\d+)_mask$")

@@ -12,7 +12,7 @@ too: they mark regions, not tampering, and are never used.
 
 from pathlib import Path
 
-from .layout import (
+from ncl_plugin.datasets.layout import (
     Dataset,
     Found,
     Options,

@@ -13,7 +13,17 @@ import re
 from pathlib import Path
 from typing import Optional
 
-from .layout import Dataset, Found, Options, Published, Sample, files_under, group_by, pair_masks, split_images
+from ncl_plugin.datasets.layout import (
+    Dataset,
+    Found,
+    Options,
+    Published,
+    Sample,
+    files_under,
+    group_by,
+    pair_masks,
+    split_images,
+)
 
 _IMAGE = re.compile(r"^(\d+)(t?)$", re.IGNORECASE)
 _MASK = re.compile(r"^(\d+)(forged|copy|paste)$", re.IGNORECASE)

@@ -26,8 +26,17 @@ import re
 from pathlib import Path
 from typing import List, Optional, Set, Tuple
 
-from ..errors import UsageError
-from .layout import NOT_AN_IMAGE, Dataset, Found, Options, Published, files_under, is_image, pair_masks
+from ncl_plugin.datasets.layout import (
+    NOT_AN_IMAGE,
+    Dataset,
+    Found,
+    Options,
+    Published,
+    files_under,
+    is_image,
+    pair_masks,
+)
+from ncl_plugin.errors import UsageError
 
 # splicing_1_img, splicing_1_annotations, copymove_img, Copy-Move-images, Splicing-annotations-2, ...
 _PART = re.compile(

@@ -12,7 +12,17 @@ DIR``) replaces the published one.
 from pathlib import Path
 from typing import Optional
 
-from .layout import Dataset, Found, Options, Published, Sample, files_under, group_by, pair_masks, split_images
+from ncl_plugin.datasets.layout import (
+    Dataset,
+    Found,
+    Options,
+    Published,
+    Sample,
+    files_under,
+    group_by,
+    pair_masks,
+    split_images,
+)
 
 MASK = "_mask"
 

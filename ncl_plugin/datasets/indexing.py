@@ -15,10 +15,10 @@ from typing import Dict, List, Optional, Tuple
 
 from PIL import UnidentifiedImageError
 
-from ..dataset_checks import NEGATIVE, read_size
-from ..terminal import track
-from .layout import WHITE, Corrections, Found, Sample, Skipped
-from .masks import as_white, read_tampered, resized, turned_to_fit
+from ncl_plugin.data.checks import NEGATIVE, read_size
+from ncl_plugin.datasets.layout import WHITE, Corrections, Found, Sample, Skipped
+from ncl_plugin.datasets.masks import as_white, read_tampered, resized, turned_to_fit
+from ncl_plugin.terminal import track
 
 # --fix resize rescales a mask only when it is the image scaled: same aspect
 # ratio within this fraction. A transposed or cropped mask is never "fixed".

@@ -6,8 +6,8 @@ from typing import Optional, Tuple
 import numpy as np
 from PIL import Image
 
-from ..dataset_checks import to_rgb
-from .layout import BLACK, GREEN, RED, WHITE
+from ncl_plugin.data.checks import to_rgb
+from ncl_plugin.datasets.layout import BLACK, GREEN, RED, WHITE
 
 # A colour-coded region pixel: its own channel bright, the other dark. Saved as
 # JPEG, colour masks blur at region borders; those pixels count as neither.

@@ -13,8 +13,8 @@ import csv
 from pathlib import Path
 from typing import Dict, List
 
-from ..errors import UsageError
-from .layout import BLACK, Dataset, Found, Options, Published, Sample
+from ncl_plugin.datasets.layout import BLACK, Dataset, Found, Options, Published, Sample
+from ncl_plugin.errors import UsageError
 
 REFERENCE = "*manipulation-ref.csv"
 COLUMNS = ("ProbeFileName", "ProbeMaskFileName", "IsTarget")

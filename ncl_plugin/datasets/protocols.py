@@ -12,11 +12,11 @@ import os
 from pathlib import Path
 from typing import Dict, Optional
 
-from ..errors import UsageError
-from ..terminal import say
-from . import DATASETS
-from .build import build
-from .layout import Dataset, Options
+from ncl_plugin.datasets import DATASETS
+from ncl_plugin.datasets.build import build
+from ncl_plugin.datasets.layout import Dataset, Options
+from ncl_plugin.errors import UsageError
+from ncl_plugin.terminal import say
 
 TEST_SETS = ("casiav1", "columbia", "coverage", "nist16", "imd2020")
 TRAIN_SETS = {"casiav2": ("casiav2",), "cat": ("casiav2", "imd2020")}

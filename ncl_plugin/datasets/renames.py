@@ -20,8 +20,8 @@ import re
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional
 
-from ..errors import UsageError
-from .layout import IMAGE_SUFFIXES
+from ncl_plugin.datasets.layout import IMAGE_SUFFIXES
+from ncl_plugin.errors import UsageError
 
 SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm")
 # CASIA 1.0: "Original file name | Corrected file name"; CASIA 2.0: "Original file name | Correct file name"

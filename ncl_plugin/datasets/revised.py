@@ -18,7 +18,7 @@ through every check the dataset's own masks do.
 from pathlib import Path
 from typing import Dict, List
 
-from .layout import WHITE, Dataset, Found, Sample, Skipped, files_under, inside, is_image
+from ncl_plugin.datasets.layout import WHITE, Dataset, Found, Sample, Skipped, files_under, inside, is_image
 
 
 def _top(path: Path, tops: List[Path]) -> Path:

@@ -16,9 +16,9 @@ import random
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from ..dataset_checks import NEGATIVE
-from ..errors import UsageError
-from .sources import sources
+from ncl_plugin.data.checks import NEGATIVE
+from ncl_plugin.datasets.sources import sources
+from ncl_plugin.errors import UsageError
 
 SIDES = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.6, 0.2, 0.2)

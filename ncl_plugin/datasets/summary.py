@@ -6,8 +6,8 @@ from typing import List, Tuple
 import numpy as np
 from rich.table import Table
 
-from .indexing import Index
-from .layout import Published
+from ncl_plugin.datasets.indexing import Index
+from ncl_plugin.datasets.layout import Published
 
 # A median tampered area above this suggests masks read the wrong way round.
 INVERTED_MEDIAN = 0.5

@@ -15,8 +15,9 @@ from typing import Dict, List, Optional
 
 import torch
 
-from . import compat, data, dataset_checks, postprocess, synthetic
-from .checkpoints import (
+from ncl_plugin.data import checks, loaders, postprocess, synthetic
+from ncl_plugin.engine import compat
+from ncl_plugin.engine.checkpoints import (
     KEEP_BEST_AFTER_EPOCH,
     forget_interrupted,
     list_checkpoints,
@@ -24,10 +25,16 @@ from .checkpoints import (
     save_checkpoint,
     save_interrupted,
 )
-from .errors import Interrupted, RunError, UsageError
-from .evaluation import evaluate
-from .interruption import EpochLoader, StopAtStep, StopRequest, capture_rng, schedule_follows, seed_epoch
-from .metrics import (
+from ncl_plugin.engine.evaluation import evaluate
+from ncl_plugin.engine.interruption import (
+    EpochLoader,
+    StopAtStep,
+    StopRequest,
+    capture_rng,
+    schedule_follows,
+    seed_epoch,
+)
+from ncl_plugin.engine.metrics import (
     best_epoch,
     evaluator_factory,
     evaluator_name,
@@ -36,9 +43,10 @@ from .metrics import (
     selection_score,
     short_names,
 )
-from .runtime import barrier, build_model, is_main, setup
-from .terminal import epoch_line, progress_session, say, show, warn
-from .training_log import append_row, read_log, tested_epochs, write_summary
+from ncl_plugin.engine.runtime import barrier, build_model, is_main, setup
+from ncl_plugin.engine.training_log import append_row, read_log, tested_epochs, write_summary
+from ncl_plugin.errors import Interrupted, RunError, UsageError
+from ncl_plugin.terminal import epoch_line, progress_session, say, show, warn
 
 
 # ---------------------------------------------------------------- data
@@ -78,13 +86,13 @@ def prepare_data(args, metrics: List[str]) -> None:
 
 def build_datasets(args, post):
     """The training set and the test sets, checked up front (headers only) before any training."""
-    train_set = data.build_dataset(args.data_path, args, data.train_transform(args.augment), post)
+    train_set = loaders.build_dataset(args.data_path, args, loaders.train_transform(args.augment), post)
     if getattr(args, "tampered_only", False):
-        dataset_checks.leave_out_authentic(train_set, args.data_path)
-    test_sets = data.build_test_datasets(args.test_data_path, args, post)
-    dropped = dataset_checks.scan(train_set, f"--data_path {args.data_path}", args.skip_bad_samples)
+        checks.leave_out_authentic(train_set, args.data_path)
+    test_sets = loaders.build_test_datasets(args.test_data_path, args, post)
+    dropped = checks.scan(train_set, f"--data_path {args.data_path}", args.skip_bad_samples)
     for name, test_set in test_sets.items():
-        dropped += dataset_checks.scan(test_set, f"--test_data_path {name}", args.skip_bad_samples)
+        dropped += checks.scan(test_set, f"--test_data_path {name}", args.skip_bad_samples)
     if dropped:
         warn(f"--skip_bad_samples: left out {dropped} bad sample(s) found by the scan")
     return train_set, test_sets
@@ -157,14 +165,14 @@ class Training:
         if is_main():
             Path(args.output_dir).mkdir(parents=True, exist_ok=True)
 
-        post = data.post_function(args.model)
+        post = loaders.post_function(args.model)
         self.train_set, test_sets = build_datasets(args, post)
-        self.skipped = dataset_checks.SkipCounter()
+        self.skipped = checks.SkipCounter()
         if args.skip_bad_samples:
-            self.train_set = dataset_checks.SkippingDataset(self.train_set, self.skipped)
-        self.train_loader = data.train_loader(self.train_set, args, args.distributed)
+            self.train_set = checks.SkippingDataset(self.train_set, self.skipped)
+        self.train_loader = loaders.train_loader(self.train_set, args, args.distributed)
         self.test_sizes = {name: len(ds) for name, ds in test_sets.items()}
-        self.test_loaders = {name: data.test_loader(ds, args, args.distributed) for name, ds in test_sets.items()}
+        self.test_loaders = {name: loaders.test_loader(ds, args, args.distributed) for name, ds in test_sets.items()}
 
         self.model, self.unwrapped = build_model(model_class, args, model_args, self.device)
         check_model_fits(self.unwrapped, args)

@@ -5,15 +5,16 @@ import json
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from . import compat, data, dataset_checks
-from .terminal import TrackedLoader, show
+from ncl_plugin.data import checks, loaders
+from ncl_plugin.engine import compat
+from ncl_plugin.terminal import TrackedLoader, show
 
 
 def test_datasets(args, post, transform=None) -> Dict:
     """The test sets of --test_data_path, checked up front like training data (headers only)."""
-    datasets = data.build_test_datasets(args.test_data_path, args, post, transform)
+    datasets = loaders.build_test_datasets(args.test_data_path, args, post, transform)
     for name, dataset in datasets.items():
-        dataset_checks.scan(dataset, f"--test_data_path {name}", args.skip_bad_samples)
+        checks.scan(dataset, f"--test_data_path {name}", args.skip_bad_samples)
     return datasets
 
 

@@ -1,44 +1,18 @@
-"""NCL's two losses: the dual-branch contrastive loss and the pivot-consistent loss.
+"""L_NCL, the dual-branch contrastive loss: tampered against authentic patches, and the two pivot
+branches that take the contour patches as tampered (se+) and as authentic (se-).
 
-Both run in float32 even under autocast, and neither loops over images or
-patches in Python. Shapes: B images, G patches per image, C feature channels.
+It runs in float32 even under autocast. Shapes: B images, G patches per image, C feature channels.
 """
 
-from typing import Dict, List, Optional
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .precision import full_precision
-from .sampler import (
-    PATCH_SPACES,
-    PIVOT_INPUTS,
-    PatchSample,
-    check_choice,
-    check_patch_size,
-    classify_patches,
-    contour_pixels,
-)
-
-# Fill value for similarities that a log-sum-exp must ignore. Finite, unlike
-# -inf, so that no gradient of an empty set can become NaN.
-_IGNORED = torch.finfo(torch.float32).min
-
-
-def _masked_logsumexp(logits: torch.Tensor, keep: torch.Tensor, dim: int) -> torch.Tensor:
-    return torch.logsumexp(logits.masked_fill(~keep, _IGNORED), dim=dim)
-
-
-def _masked_mean(values: torch.Tensor, keep: torch.Tensor, dims) -> torch.Tensor:
-    total = torch.where(keep, values, torch.zeros_like(values)).sum(dim=dims)
-    return total / keep.sum(dim=dims).clamp(min=1)
-
-
-def _mean_over_defined(per_image: torch.Tensor, defined: torch.Tensor) -> torch.Tensor:
-    """Mean of ``per_image`` over images where the term is defined; 0 where none is."""
-    return _masked_mean(per_image, defined, dims=0)
-
+from ncl_plugin.method.losses.reductions import masked_logsumexp, masked_mean, mean_over_defined
+from ncl_plugin.method.precision import full_precision
+from ncl_plugin.method.sampler import PATCH_SPACES, PIVOT_INPUTS, PatchSample, check_choice
 
 # The three terms of L_NCL: tampered vs authentic, and the pivot as tampered (se+) / authentic (se-).
 TERMS = ("pn", "se_pos", "se_neg")
@@ -127,7 +101,7 @@ class NCLContrastiveLoss(nn.Module):
 
         values = torch.stack([value for value, _ in terms.values()])
         defined = torch.stack([flag for _, flag in terms.values()])
-        loss = _mean_over_defined(values, defined)
+        loss = mean_over_defined(values, defined)
         # Keep every branch parameter and the features in the graph even when a
         # term is skipped, so that a rank without contour patches runs the same
         # backward (and DDP the same all-reduce) as the others.
@@ -147,14 +121,14 @@ class NCLContrastiveLoss(nn.Module):
         anchor_ok = score >= 0  # (B, K)
         anchors = features.gather(1, anchor_idx.unsqueeze(-1).expand(-1, -1, features.shape[-1]))
         sim = anchors @ features.transpose(1, 2) / self.temperature  # (B, K, G)
-        negatives = _masked_logsumexp(sim, authentic.unsqueeze(1), dim=2)  # (B, K)
+        negatives = masked_logsumexp(sim, authentic.unsqueeze(1), dim=2)  # (B, K)
         pair_loss = torch.logaddexp(sim, negatives.unsqueeze(-1)) - sim
         not_self = anchor_idx.unsqueeze(-1) != torch.arange(grid, device=features.device)
         valid = anchor_ok.unsqueeze(-1) & tampered.unsqueeze(1) & not_self
         valid = valid & authentic.any(dim=1).view(-1, 1, 1)
         defined = valid.flatten(1).any(dim=1)
-        per_image = _masked_mean(pair_loss, valid, dims=(1, 2))
-        return _mean_over_defined(per_image, defined), defined.any()
+        per_image = masked_mean(pair_loss, valid, dims=(1, 2))
+        return mean_over_defined(per_image, defined), defined.any()
 
     def _pivot_terms(self, sample: PatchSample, features, tampered, authentic):
         """Terms 2 and 3: the pivot as a tampered patch (se+) and as an authentic one (se-)."""
@@ -180,61 +154,12 @@ class NCLContrastiveLoss(nn.Module):
 
         def term(branch, positives, negatives):
             sim = torch.einsum("bc,bgc->bg", pivot_vectors(branch), features) / self.temperature
-            others = _masked_logsumexp(sim, negatives, dim=1)  # (Bc,)
+            others = masked_logsumexp(sim, negatives, dim=1)  # (Bc,)
             per_patch = torch.logaddexp(sim, others.unsqueeze(1)) - sim
-            per_image = _masked_mean(per_patch, positives, dims=1)
-            return _mean_over_defined(per_image, defined), defined.any()
+            per_image = masked_mean(per_patch, positives, dims=1)
+            return mean_over_defined(per_image, defined), defined.any()
 
         return {
             "ncl_se_pos": term(self.branch_tampered, tampered, authentic),
             "ncl_se_neg": term(self.branch_authentic, authentic, tampered),
         }
-
-
-class PivotConsistentLoss(nn.Module):
-    """L_PC over every decoder stage.
-
-    At stage s, per image: mu * mean BCE over contour pixels + (1 - mu) * mean
-    BCE over all pixels, with the ground truth area-resized to the stage; an
-    image without contour pixels gets the plain BCE. Contour pixels are the
-    pixels of contour patches. L_PC is the mean over images, then stages.
-    mu = contour_weight; mu = 0 is plain deep-supervised BCE.
-    """
-
-    def __init__(self, contour_weight: float = 0.7, patch_size: int = 32):
-        super().__init__()
-        if not 0.0 <= contour_weight <= 1.0:
-            raise ValueError(f"--contour_weight must be in [0, 1], got {contour_weight}")
-        check_patch_size(patch_size)
-        self.contour_weight = contour_weight
-        self.patch_size = patch_size
-
-    def forward(
-        self, logits: List[torch.Tensor], mask: torch.Tensor, classes: Optional[torch.Tensor] = None
-    ) -> Dict[str, torch.Tensor]:
-        """logits: (B, 1, h_s, w_s) per stage; mask: (B, 1, H, W); classes: (B, H//p, W//p) if known."""
-        with full_precision(mask):
-            target = (mask > 0.5).float()
-            contour = None
-            if self.contour_weight > 0:
-                if classes is None:
-                    classes = classify_patches(target, self.patch_size)
-                contour = contour_pixels(classes, self.patch_size, target.shape[-2:])
-            stages = [self._stage(stage_logits.float(), target, contour) for stage_logits in logits]
-            return {"loss": torch.stack(stages).mean()}
-
-    def _stage(self, logits, target, contour):
-        size = logits.shape[-2:]
-        if target.shape[-2:] != size:
-            target = F.interpolate(target, size=size, mode="area")
-        bce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
-        everywhere = bce.mean(dim=(1, 2, 3))
-        if contour is None:
-            return everywhere.mean()
-        if contour.shape[-2:] != size:
-            contour = (F.interpolate(contour, size=size, mode="area") > 0).float()
-        has = contour.sum(dim=(1, 2, 3)) > 0
-        on_contour = _masked_mean(bce, contour > 0, dims=(1, 2, 3))
-        mu = self.contour_weight
-        per_image = torch.where(has, mu * on_contour + (1 - mu) * everywhere, everywhere)
-        return per_image.mean()

@@ -11,9 +11,10 @@ from typing import Dict, Optional
 import torch
 import torch.nn as nn
 
-from .checkpoints import load_pretrained
-from .deeplab import DeepLabV3PlusNet
-from .sampler import check_patch_size, classify_patches
+from ncl_plugin.method.deeplab import DeepLabV3PlusNet
+from ncl_plugin.method.registries import LOSSES, SAMPLERS
+from ncl_plugin.method.sampler import check_patch_size, classify_patches
+from ncl_plugin.weights import load_pretrained
 
 VISUAL_LOSS_KEYS = ("total", "pc", "ncl", "ncl_pn", "ncl_se_pos", "ncl_se_neg")
 
@@ -64,8 +65,6 @@ class NCL(nn.Module):
         pretrained_path: str = "",
     ):
         super().__init__()
-        from .registry import LOSSES, SAMPLERS  # deferred: the registry module imports this one
-
         check_patch_size(patch_size)
         if contrast_weight < 0:
             raise ValueError(f"--contrast_weight must be >= 0, got {contrast_weight}")
@@ -119,8 +118,8 @@ class NCL(nn.Module):
                 terms=ncl_terms,
                 **readings,
             )
-        if pretrained_path:
-            load_pretrained(self, pretrained_path)
+        # What --pretrained_path left out, for `benco train` to say: the method itself prints nothing.
+        self.pretrained_note = load_pretrained(self, pretrained_path) if pretrained_path else ""
 
     def forward(self, image: torch.Tensor, mask: Optional[torch.Tensor] = None, label=None, *args, **kwargs):
         logits, contrasted = self.net(image)

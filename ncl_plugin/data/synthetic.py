@@ -34,9 +34,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from .errors import UsageError
-from .postprocess import NONE, PostProcess
-from .terminal import track
+from ncl_plugin.data.postprocess import NONE, PostProcess
+from ncl_plugin.errors import UsageError
+from ncl_plugin.terminal import track
 
 FORMAT_VERSION = 4
 KINDS = ("splice", "copymove", "removal")

@@ -22,14 +22,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from . import zoo
-from .checkpoints import INTERRUPTED_NAME
-from .errors import Interrupted, UsageError
-from .terminal import say, warn
-from .training_log import SUMMARY_NAME, read_log
+from ncl_plugin import zoo
+from ncl_plugin.engine.checkpoints import INTERRUPTED_NAME
+from ncl_plugin.engine.training_log import SUMMARY_NAME, read_log
+from ncl_plugin.errors import Interrupted, UsageError
+from ncl_plugin.terminal import say, warn
 
 SEED_MARK = "-seed"  # a run's folder: <job name>-seed<N>
 
+# The budget every run shares (`benco bench`'s flags, the harnesses' too); the rest of a run's flags come
+# from --config and the model's recipe.
+BUDGET = {"epochs": int, "image_size": int, "batch_size": int, "blr": float, "lr": float, "accum_iter": int}
 RECORD = "bench.json"
 STOPPED = (128 + signal.SIGINT, 128 + signal.SIGTERM)  # benco train's exit codes after a signal
 OUTPUT = "train.out"
@@ -216,7 +219,7 @@ def _flag_value(command: Sequence[str], flag: str) -> Optional[str]:
 def tables(runs: Sequence[Run], out: Path, name: str = "bench", select: str = "best") -> Tuple[str, List[Path]]:
     """``benco compare`` over the finished runs, one row per job, with parameters and seconds per step, each
     run at its ``select`` epoch: <out>/<name>.md, .tex, .csv and .png. Returns (the Markdown table, the files)."""
-    from .report import compare
+    from ncl_plugin.bench.report import compare
 
     finished = [r for r in runs if r.finished]
     if not finished:
@@ -245,8 +248,7 @@ class Budget:
 
     @classmethod
     def from_flags(cls, args) -> "Budget":
-        from .commands.bench import BUDGET
-        from .config import read_config
+        from ncl_plugin.config import read_config
 
         overrides = {k: getattr(args, k) for k in BUDGET if getattr(args, k) is not None}
         data = []
@@ -286,7 +288,7 @@ def _count(n, what: str) -> str:
 
 
 def _constructor_defaults(model_class) -> Dict[str, object]:
-    from .config import model_parameters
+    from ncl_plugin.config import model_parameters
 
     return {k: p.default for k, p in model_parameters(model_class).items()}
 
@@ -325,7 +327,7 @@ def parse_spec(text: str) -> Tuple[str, List[str], Optional[List[int]]]:
 def jobs(models: Optional[str], budget: Budget, out: Path) -> List:
     """--models as benchmark jobs, every one checked at the budget's size first: one line names
     every model that cannot run, before anything trains."""
-    from .config import closest
+    from ncl_plugin.config import closest
 
     known = zoo.registry()
     specs = [s for s in (models or ",".join(zoo.default_models())).split(",") if s.strip()]

@@ -17,7 +17,7 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
-from .errors import UsageError
+from ncl_plugin.errors import UsageError
 
 STEPS = ("resize", "noise", "jpeg")  # the order they are applied in
 _RANGE = re.compile(r"^(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?$")

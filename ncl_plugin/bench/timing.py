@@ -6,6 +6,7 @@ loader's iterator, and with it any workers, at every epoch). The settings run in
 (A B C C B A ...), so that each sees the same machine state: compare the ratios within one run,
 not absolute times across machines.
 """
+
 import json
 import os
 import statistics
@@ -33,8 +34,8 @@ def regimes(scratch: Path) -> dict:
     """{name: flags}. full: the quickstart's 800 training images, one epoch of 100 steps; small: 48 of
     them, 8 epochs of 6 steps, where what every epoch costs beyond its steps weighs (as in the
     data-efficiency curve's smallest sets)."""
-    from ncl_plugin import synthetic
     from ncl_plugin.config import read_config
+    from ncl_plugin.data import synthetic
 
     recipe = read_config("quickstart")
     data, _ = synthetic.cached(recipe["synthetic_images"], recipe["synthetic_size"])

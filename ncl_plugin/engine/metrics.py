@@ -16,8 +16,8 @@ import torch
 import torch.distributed as dist
 from IMDLBenCo.evaluation import AbstractEvaluator
 
-from .config import closest
-from .errors import UsageError
+from ncl_plugin.config import closest
+from ncl_plugin.errors import UsageError
 
 
 def best_threshold_f1(predict: torch.Tensor, mask: torch.Tensor, shape_mask=None) -> torch.Tensor:
@@ -108,7 +108,7 @@ class OverTamperedImages(AbstractEvaluator):
     def epoch_update(self):
         totals = self.totals.clone()
         if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
-            from .compat import collective_device
+            from ncl_plugin.engine.compat import collective_device
 
             totals = totals.to(collective_device())
             dist.all_reduce(totals)

@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from IMDLBenCo.training_scripts.utils import misc
 
-from .errors import UsageError
+from ncl_plugin.errors import UsageError
 
 # (file under IMDLBenCo/, the line as IMDL-BenCo writes it, what replaces it here)
 ADAPTED_LINES: Tuple[Tuple[str, str, str], ...] = (

@@ -6,9 +6,12 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 
-from . import compat, data
-from .config import model_kwargs
-from .errors import UsageError
+from ncl_plugin.config import model_kwargs, model_parameters
+from ncl_plugin.data import loaders
+from ncl_plugin.engine import compat
+from ncl_plugin.errors import UsageError
+from ncl_plugin.terminal import say
+from ncl_plugin.zoo import adapt, recipe
 
 
 def resolve_device(name: Optional[str]) -> torch.device:
@@ -42,7 +45,7 @@ def setup(args) -> torch.device:
     args.if_not_amp = bool(getattr(args, "if_not_amp", True)) or device.type != "cuda"
     compat.seed_everything(args.seed + args.rank)
     if args.num_workers is None:
-        args.num_workers = data.default_num_workers(int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+        args.num_workers = loaders.default_num_workers(int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
     args.pin_mem = bool(args.pin_mem) and device.type == "cuda"
     if not args.if_padding and not args.if_resizing:
         args.if_resizing = True  # IMDL-BenCo requires one of the two; resizing is its usual choice
@@ -62,9 +65,6 @@ def _check_weight_files(name: str, model_class, kwargs) -> None:
     """A flag the constructor cannot do without (no default), or a weight-file flag the model's recipe
     knows it needs, left unset: one line naming it, instead of the traceback of its torch.load(None)."""
     import inspect
-
-    from .config import model_parameters
-    from .zoo import recipe
 
     entry = recipe(name)
     needed = [k for k, p in model_parameters(model_class).items() if p.default is inspect.Parameter.empty]
@@ -95,8 +95,8 @@ def build_model(model_class, args, model_args, device: torch.device):
             "(check its weight-path flags; `benco train --model "
             f"{args.model} --help` lists them)"
         ) from None
-    from .zoo import adapt
-
+    if getattr(model, "pretrained_note", ""):
+        say(model.pretrained_note)
     adapt(args.model, model, args)
     if args.distributed and device.type == "cuda":
         model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)

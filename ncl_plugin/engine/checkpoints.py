@@ -5,27 +5,22 @@
 A run stopped by a signal writes ``checkpoint-interrupted.state`` instead: the
 same layout plus the position in the epoch and the random states. Its suffix
 keeps it out of IMDL-BenCo's test.py, which parses every ``*.pth`` name as
-``checkpoint-<int>.pth``.
-
-torch >= 2.6 loads with ``weights_only=True`` by default, and IMDL-BenCo's own
-checkpoints then fail because they pickle an ``argparse.Namespace`` under
-``args``. A Namespace of plain values is harmless, so it is allow-listed here
-instead of falling back to a full unpickle.
+``checkpoint-<int>.pth``. Files are read by :mod:`ncl_plugin.weights` (``weights_only=True``).
 """
 
 import argparse
 import errno
 import json
 import os
-import pickle
 import re
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
-from .errors import RunError, UsageError
-from .terminal import say, warn
+from ncl_plugin.errors import RunError, UsageError
+from ncl_plugin.terminal import say, warn
+from ncl_plugin.weights import CheckpointError, load_checkpoint, misfit, model_state_dict
 
 CHECKPOINT_NAME = re.compile(r"^checkpoint-(\d+)\.pth$")
 INTERRUPTED_NAME = "checkpoint-interrupted.state"
@@ -33,69 +28,6 @@ INTERRUPTED_NAME = "checkpoint-interrupted.state"
 KEEP_BEST_AFTER_EPOCH = 20
 # Training flags a test inherits from the checkpoint, so that it runs at the trained resolution.
 INHERITED_TRAIN_FLAGS = ("image_size", "if_padding", "if_resizing", "edge_mask_width")
-
-
-class CheckpointError(UsageError):
-    """A checkpoint that cannot be used; the message names the file and what to do."""
-
-
-# ---------------------------------------------------------------- loading
-def _safe_load(path: str) -> Any:
-    safe_globals = getattr(torch.serialization, "safe_globals", None)
-    if safe_globals is None:  # torch < 2.5 has no allow-list context; weights_only still applies
-        return torch.load(path, map_location="cpu", weights_only=True)
-    with safe_globals([argparse.Namespace]):
-        return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def load_checkpoint(path: str, flag: str = "--checkpoint", trusted: bool = False) -> Any:
-    """Load ``path`` with ``weights_only=True``; errors name the file and the flag it came from.
-
-    This plugin's checkpoints and IMDL-BenCo's load that way. Any other pickle
-    (whole model objects, say) is refused unless ``trusted``
-    (``--trust_checkpoint``): unpickling runs code chosen by whoever wrote the file.
-    """
-    if not os.path.isfile(path):
-        raise CheckpointError(f"{flag} {path}: no such file")
-    with open(path, "rb") as handle:
-        start = handle.read(4)
-    if start and not start.startswith(_CHECKPOINT_STARTS):
-        raise _not_a_checkpoint(path, flag)
-    try:
-        return _safe_load(path)
-    except pickle.UnpicklingError as err:
-        if trusted:
-            return torch.load(path, map_location="cpu", weights_only=False)
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(
-            f"{flag} {path}: holds Python objects besides tensors and plain values ({first_line[:120]}); "
-            f"loading it runs code from the file: pass --trust_checkpoint only if you trust its source"
-        ) from None
-    except (RuntimeError, EOFError, OSError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise CheckpointError(f"{flag} {path}: unreadable or truncated checkpoint ({reason})") from None
-    except (KeyError, ValueError, UnicodeDecodeError):  # pickle meeting bytes that are no pickle
-        raise _not_a_checkpoint(path, flag) from None
-
-
-def _not_a_checkpoint(path: str, flag: str) -> CheckpointError:
-    return CheckpointError(
-        f"{flag} {path}: not a PyTorch checkpoint; give a checkpoint-<epoch>.pth or the run folder that holds it"
-    )
-
-
-# torch.save writes a zip archive, or (before torch 1.6, or _use_new_zipfile_serialization=False) a pickle
-# stream, which starts with the PROTO opcode; anything else (a text file, an image) is no checkpoint.
-_CHECKPOINT_STARTS = (b"PK\x03\x04", b"\x80")
-
-
-def model_state_dict(checkpoint: Any, path: str, flag: str = "--checkpoint") -> Dict[str, torch.Tensor]:
-    """The model weights of a bare state dict or of an IMDL-BenCo checkpoint (``{'model': ...}``)."""
-    state = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise CheckpointError(f"{flag} {path}: holds no model state dict")
-    # Checkpoints saved from a DDP-wrapped model prefix every key with 'module.'.
-    return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in state.items()}
 
 
 SYNTHETIC_WARNING = "generated images only: not meant for real photographs (it has never seen a real manipulation)"
@@ -122,51 +54,16 @@ def load_weights(model: torch.nn.Module, path: str, trusted: bool = False) -> No
     checkpoint = load_checkpoint(path, trusted=trusted)
     say(f"{path}: trained on {trained_on(checkpoint)}")
     state = model_state_dict(checkpoint, path)
-    misfit = _misfit(model.state_dict(), state)
-    if misfit:
+    differs = misfit(model.state_dict(), state)
+    if differs:
         args = checkpoint.get("args") if isinstance(checkpoint, dict) else None
         model_name = args.get("model") if isinstance(args, dict) else None
         was = f"; it was trained as --model {model_name}" if model_name else ""
         raise CheckpointError(
-            f"--checkpoint {path}: does not fit this model: {misfit}{was}; pass the --model and model flags it was "
+            f"--checkpoint {path}: does not fit this model: {differs}{was}; pass the --model and model flags it was "
             f"trained with"
         )
     model.load_state_dict(state)
-
-
-def _misfit(own: Dict[str, torch.Tensor], state: Dict[str, torch.Tensor]) -> str:
-    """How a state dict differs from a model's, with an example of each kind of difference; '' if it fits."""
-
-    def shape(t) -> str:
-        return "x".join(map(str, t.shape)) or "scalar"
-
-    extra = [k for k in state if k not in own]
-    absent = [k for k in own if k not in state]
-    reshaped = [k for k in state if k in own and own[k].shape != state[k].shape]
-    parts = []
-    if extra:
-        parts.append(f"{len(extra)} weight(s) in the file are not the model's (e.g. {extra[0]})")
-    if absent:
-        parts.append(f"{len(absent)} of the model's are not in the file (e.g. {absent[0]})")
-    if reshaped:
-        k = reshaped[0]
-        parts.append(f"{len(reshaped)} differ in shape (e.g. {k}: {shape(state[k])} in the file, {shape(own[k])} here)")
-    return ", ".join(parts)
-
-
-def load_pretrained(model: torch.nn.Module, path: str) -> None:
-    """``--pretrained_path``: weights that fit are loaded; keys absent from the file keep their random init."""
-    state = model_state_dict(load_checkpoint(path, "--pretrained_path"), path, "--pretrained_path")
-    own = model.state_dict()
-    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
-    if not matched:
-        raise CheckpointError(
-            f"--pretrained_path {path}: no weight matches this model; was it saved from another architecture?"
-        )
-    model.load_state_dict(matched, strict=False)
-    skipped = len(state) - len(matched)
-    if skipped:
-        say(f"--pretrained_path {path}: loaded {len(matched)} tensors, skipped {skipped} that do not fit")
 
 
 # ---------------------------------------------------------------- finding

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .precision import full_precision
+from ncl_plugin.method.precision import full_precision
 
 AUTHENTIC, TAMPERED, CONTOUR = 0, 1, 2
 

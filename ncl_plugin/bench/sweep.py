@@ -1,13 +1,16 @@
-"""Launching `benco train` runs at an equal budget, resumable, for the accuracy and ablation harnesses."""
+"""Sweeps over :mod:`ncl_plugin.bench.runner`: the harnesses in ``benchmarks/`` (accuracy, ablation,
+contrast, data efficiency, generalization, recipe) are thin scripts over these, at one budget."""
+
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 from typing import Dict, List, Sequence
 
+from ncl_plugin.bench.runner import BUDGET
+
 # Network flags a harness may override for NCL and deeplabv3plus (the other models lack them).
 NETWORK = {"backbone": str, "output_stride": int, "decoder_channels": int, "patch_size": int}
-# Budget flags a harness may override for every model at once.
-BUDGET = {"epochs": int, "image_size": int, "batch_size": int, "blr": float, "lr": float}
 
 
 def _network(args) -> List[str]:
@@ -21,13 +24,22 @@ TEST_PERIOD = ["--test_period", "1"]
 def add_budget_flags(parser: argparse.ArgumentParser) -> None:
     """The budget every run shares: a recipe (--config; the CPU quickstart by default), a few
     overrides, the data and the seeds."""
-    parser.add_argument("--config", default="quickstart", help="the recipe every run trains with: a packaged config name or a YAML file")
+    parser.add_argument(
+        "--config", default="quickstart", help="the recipe every run trains with: a packaged config name or a YAML file"
+    )
     parser.add_argument("--seeds", default="0,1,2", help="comma list of seeds")
     for flag, kind in BUDGET.items():
         parser.add_argument(f"--{flag}", type=kind, default=None, help="overrides the recipe's value for every run")
     for flag, kind in NETWORK.items():
-        parser.add_argument(f"--{flag}", type=kind, default=None, help="overrides the recipe's value for ncl and deeplabv3plus")
-    parser.add_argument("--images", default=None, type=int, help="size of the synthetic set (without --data_path; default: the recipe's)")
+        parser.add_argument(
+            f"--{flag}", type=kind, default=None, help="overrides the recipe's value for ncl and deeplabv3plus"
+        )
+    parser.add_argument(
+        "--images",
+        default=None,
+        type=int,
+        help="size of the synthetic set (without --data_path; default: the recipe's)",
+    )
     parser.add_argument("--data_path", default=None, help="a real training set instead of the synthetic one")
     parser.add_argument("--test_data_path", default=None)
     parser.add_argument("--device", default=None)
@@ -59,8 +71,8 @@ def run_all(jobs: Sequence[Dict], args) -> List[str]:
     """Run each job ({'name', 'model', 'flags'}, optionally 'seeds') once per seed, at the budget of add_budget_flags,
     through ncl_plugin's benchmark runner (the recipe `benco bench` gives each zoo model); return
     the run folders."""
-    from ncl_plugin.benchmark import Budget, Job, check_records, execute, parse_seeds, plan
-    from ncl_plugin.benchmark import jobs as model_jobs
+    from ncl_plugin.bench.runner import Budget, Job, check_records, execute, parse_seeds, plan
+    from ncl_plugin.bench.runner import jobs as model_jobs
     from ncl_plugin.errors import ReportedError
 
     out = Path(args.out)
@@ -90,13 +102,46 @@ def compare(folders: List[str], out: str, title: str, by_job: bool = False, sele
     """benco compare over the finished runs, each at its ``select`` epoch. by_job: one row per job name (the
     folder name without its -seedN), for harnesses whose runs differ in their data, where settings would make
     poor labels."""
-    from ncl_plugin.report import compare as compare_runs
+    from ncl_plugin.bench.report import compare as compare_runs
 
     finished = [f for f in folders if (Path(f) / "summary.json").exists()]
     labels = {f: Path(f).name.rsplit("-seed", 1)[0] for f in finished} if by_job else None
-    table = compare_runs(finished, "markdown", select=select, out=str(Path(out) / "results.md"),
-                         plot_path=str(Path(out) / "results.png"), labels=labels)
+    table = compare_runs(
+        finished,
+        "markdown",
+        select=select,
+        out=str(Path(out) / "results.md"),
+        plot_path=str(Path(out) / "results.png"),
+        labels=labels,
+    )
     compare_runs(finished, "latex", select=select, out=str(Path(out) / "results.tex"), labels=labels)
     compare_runs(finished, "csv", select=select, out=str(Path(out) / "results.csv"), labels=labels)
     print(f"\n{title}\n\n{table}\nWrote {out}/results.md, .tex, .csv and .png")
     return table
+
+
+VALIDATION_IMAGES = 1000  # as many as the quickstart's embedded set: 800 train, 200 validation
+
+
+def validation_set(out: Path, images: int, size: int) -> Path:
+    """The quickstart's synthetic set, with four training photographs held out instead of the test ones."""
+    folder = out / f"validation-n{images}-s{size}"
+    if not (folder / "manifest.json").exists():
+        subprocess.check_call(
+            [
+                sys.executable,
+                "-m",
+                "ncl_plugin",
+                "synth",
+                str(folder),
+                "--n",
+                str(images),
+                "--size",
+                str(size),
+                "--holdout",
+                "validation",
+                "--seed",
+                "0",
+            ]
+        )
+    return folder

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from . import compat
-from .terminal import warn
+from ncl_plugin.engine import compat
+from ncl_plugin.terminal import warn
 
 
 # ---------------------------------------------------------------- seeds and random states

@@ -11,9 +11,9 @@ from IMDLBenCo.datasets import BalancedDataset, JsonDataset, ManiDataset
 from IMDLBenCo.registry import DATASETS, POSTFUNCS
 from IMDLBenCo.transforms import RandomCopyMove, RandomInpainting
 
-from .dataset_checks import NEGATIVE, check_mani_folder, sub_datasets
-from .errors import UsageError
-from .terminal import say
+from ncl_plugin.data.checks import NEGATIVE, check_mani_folder, sub_datasets
+from ncl_plugin.errors import UsageError
+from ncl_plugin.terminal import say
 
 
 def _imdlbenco_augmentations() -> albu.Compose:

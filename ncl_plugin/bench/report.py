@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from .errors import UsageError
-from .metrics import SELECTION_RULE, best_epoch, evaluator_name
-from .training_log import read_log, tested_epochs
+from ncl_plugin.engine.metrics import SELECTION_RULE, best_epoch, evaluator_name
+from ncl_plugin.engine.training_log import read_log, tested_epochs
+from ncl_plugin.errors import UsageError
 
 COST = "cost"  # the column group of COSTS
 

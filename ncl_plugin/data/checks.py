@@ -14,8 +14,8 @@ from typing import List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .errors import UsageError
-from .terminal import say, track
+from ncl_plugin.errors import UsageError
+from ncl_plugin.terminal import say, track
 
 NEGATIVE = "Negative"  # IMDL-BenCo's JsonDataset marker for an authentic image
 

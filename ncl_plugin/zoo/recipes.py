@@ -253,7 +253,7 @@ def _image_score_from_mask(name: str, model) -> None:
         if isinstance(output, dict) and output.get("pred_label") is None and output.get("pred_mask") is not None:
             output["pred_label"] = output["pred_mask"].detach().flatten(1).amax(dim=1)
             if not said:
-                from .terminal import say
+                from ncl_plugin.terminal import say
 
                 say(f"--model {name} gives no image-level score: its image score is the maximum of its mask, as NCL's")
                 said.append(True)
@@ -278,50 +278,6 @@ def smallest_size(name: str, at_least: int = 64) -> int:
     return size + (-size) % entry.multiple
 
 
-def build(name: str, size: int, folder: Path, device: str = "cpu"):
-    """(model, args) for ``name`` at ``size``, through `benco train`'s own parser and builder with the
-    recipe's flags (what a benchmark run gets), without the data. For a model whose recipe gives it a
-    torch hub cache of its own, TORCH_HOME must be set by the caller (see :func:`environment`)."""
-    import torch
-
-    from .benchmark import Budget, jobs
-    from .commands import flags as shared
-    from .commands import train
-    from .runtime import build_model
-
-    budget = Budget("", {}, [], [], {"image_size": size})
-    (job,) = jobs(name, budget, folder)
-    argv = ["--model", name, "--image_size", str(size), "--device", device, *job.flags]
-    args, model_args, model_class = shared.parse_command(train.parser(), argv)
-    args.distributed = False
-    model, _ = build_model(model_class, args, model_args, torch.device(device))
-    return model, args
-
-
 def environment(name: str, folder: Path) -> Dict[str, str]:
     """The environment variables a model's runs get (a torch hub cache of its own, for MVSSNet)."""
     return {"TORCH_HOME": str(seeded_torch_home(folder / "weights"))} if recipe(name).private_torch_home else {}
-
-
-def example_batch(size: int, batch: int = 2, edge_mask_width: Optional[int] = None, seed: int = 0) -> Dict:
-    """A batch as IMDL-BenCo's datasets hand it to a model: a normalised image, a square tampered
-    region, the label, the shapes, and the edge mask when the model reads one."""
-    import torch
-
-    generator = torch.Generator().manual_seed(seed)
-    mask = torch.zeros(batch, 1, size, size)
-    mask[:, :, size // 4 : size // 2, size // 4 : size // 2] = 1
-    data = {
-        "image": torch.randn(batch, 3, size, size, generator=generator),
-        "mask": mask,
-        "label": torch.ones(batch, dtype=torch.long),
-        "shape": torch.tensor([[size, size]] * batch),
-        "origin_shape": torch.tensor([[size, size]] * batch),
-        "name": [f"example{i}.png" for i in range(batch)],
-    }
-    if edge_mask_width:
-        from IMDLBenCo.transforms import EdgeMaskGenerator
-
-        edge = torch.as_tensor(EdgeMaskGenerator(edge_mask_width)(mask[0, 0].numpy())[0][0]).float()
-        data["edge_mask"] = edge.expand(batch, 1, size, size).clone()
-    return data

@@ -10,8 +10,8 @@ import json
 import os
 from typing import Dict, List, Optional
 
-from .checkpoints import plain
-from .metrics import SELECTION_RULE, best_epoch, mean_metrics
+from ncl_plugin.engine.checkpoints import plain
+from ncl_plugin.engine.metrics import SELECTION_RULE, best_epoch, mean_metrics
 
 LOG_NAME = "log.txt"
 SUMMARY_NAME = "summary.json"
