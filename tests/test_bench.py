@@ -121,6 +121,22 @@ def test_a_run_stopped_by_a_signal_stops_the_benchmark(tmp_path, monkeypatch):
     assert started == ["a"]
 
 
+def test_a_kept_run_is_reported_at_the_epoch_the_table_reports(tmp_path, capsys):
+    """Under --select last the progress line used to print the best epoch's F1 (0.183) beside a table
+    that reports the last epoch's (0.171)."""
+    from ncl_plugin.bench import runner
+
+    (run,) = runner.plan([runner.Job("a", "ncl")], [0], [], tmp_path)
+    run.folder.mkdir(parents=True)
+    best = {"pixel-level F1": 0.183, "pixel-level AUC": 0.740}
+    last = {"test": {"pixel-level F1": 0.171, "pixel-level AUC": 0.746}}
+    (run.folder / "summary.json").write_text(json.dumps({"best_mean": best, "last": last}))
+    runner.execute([run], select="last")
+    assert "pixel-F1 0.171, AUC 0.746 at its last epoch" in capsys.readouterr().err
+    runner.execute([run])
+    assert "pixel-F1 0.183, AUC 0.740 at its best epoch" in capsys.readouterr().err
+
+
 def test_a_recipe_learning_rate_yields_to_one_given_for_every_run():
     from ncl_plugin.bench.runner import Budget, jobs
 

@@ -24,6 +24,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ncl_plugin import zoo
 from ncl_plugin.engine.checkpoints import INTERRUPTED_NAME
+from ncl_plugin.engine.metrics import mean_metrics
 from ncl_plugin.engine.training_log import SUMMARY_NAME, read_log
 from ncl_plugin.errors import Interrupted, UsageError
 from ncl_plugin.terminal import say, warn
@@ -123,12 +124,14 @@ def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds < 5400 else f"{seconds / 3600:.1f} h"
 
 
-def _result_line(folder: Path) -> str:
-    """The best epoch's pixel-F1 and AUC (means over the test sets)."""
-    means = json.loads((folder / SUMMARY_NAME).read_text()).get("best_mean") or {}
+def _result_line(folder: Path, select: str = "best") -> str:
+    """Pixel-F1 and AUC (means over the test sets) at the epoch the table reports (``select``), said."""
+    summary = json.loads((folder / SUMMARY_NAME).read_text())
+    means = summary.get("best_mean") if select == "best" else mean_metrics(summary.get("last") or {})
+    means = means or {}
     shown = [f"{name} {means[key]:.3f}" for key, name in (("pixel-level F1", "pixel-F1"), ("pixel-level AUC", "AUC"))
              if key in means]  # fmt: skip
-    return ", ".join(shown) or "no test metrics"
+    return f"{', '.join(shown)} at its {select} epoch" if shown else "no test metrics"
 
 
 def _last_error(folder: Path) -> str:
@@ -137,7 +140,11 @@ def _last_error(folder: Path) -> str:
 
 
 def execute(
-    runs: Sequence[Run], epochs: Optional[int] = None, poll: float = 5.0, after_each: Optional[Callable] = None
+    runs: Sequence[Run],
+    epochs: Optional[int] = None,
+    poll: float = 5.0,
+    after_each: Optional[Callable] = None,
+    select: str = "best",
 ) -> List[Run]:
     """Train the runs one after another (finished ones are kept); returns the runs that failed.
 
@@ -145,14 +152,15 @@ def execute(
     left, from the time the runs of this call took per unit of their jobs' expected cost.
     ``epochs``: the budget's, for the epoch lines (a job's own --epochs wins). ``after_each``: called
     after every finished run (``benco bench`` rewrites its table, so that a long benchmark stopped
-    half-way still leaves the table of what finished)."""
+    half-way still leaves the table of what finished). ``select``: the epoch each run's line reports,
+    the table's (best or last)."""
     failed = []
     pending_cost = sum(r.job.cost for r in runs if not r.finished)
     spent, spent_cost = 0.0, 0.0
     for index, run in enumerate(runs, start=1):
         where = f"[{index}/{len(runs)}] {run.job.label or run.job.name}, seed {run.seed}"
         if run.finished:
-            say(f"{where}: done before, kept ({_result_line(run.folder)})")
+            say(f"{where}: done before, kept ({_result_line(run.folder, select)})")
             continue
         run.folder.mkdir(parents=True, exist_ok=True)
         (run.folder / RECORD).write_text(json.dumps({"command": run.command}, indent=1))
@@ -179,7 +187,7 @@ def execute(
                 f"{where} was stopped and saved; run the same command to continue where it stopped", code - 128
             )
         if code == 0 and run.finished:
-            say(f"{where}: {_result_line(run.folder)} in {_minutes(took)}{left}")
+            say(f"{where}: {_result_line(run.folder, select)} in {_minutes(took)}{left}")
             if after_each is not None:
                 after_each()
         else:

@@ -76,7 +76,9 @@ def main(argv: List[str]) -> int:
         f"{sum(r.finished for r in runs)} finished before, kept"
     )
     check_records(runs)
-    failed = execute(runs, budget.values.get("epochs"), after_each=lambda: tables(runs, out, select=args.select))
+    failed = execute(
+        runs, budget.values.get("epochs"), after_each=lambda: tables(runs, out, select=args.select), select=args.select
+    )
     table, files = tables(runs, out, select=args.select)
     print(table, end="")
     say(f"Wrote {', '.join(str(f) for f in files)}")
