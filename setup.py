@@ -31,7 +31,11 @@ setup(
     packages=[*find_packages(include=["ncl_plugin", "ncl_plugin.*"]), "ncl_plugin.registry", "ncl_plugin.configs"],
     package_dir={"ncl_plugin": "ncl_plugin", "ncl_plugin.registry": "registry", "ncl_plugin.configs": "configs"},
     package_data={"ncl_plugin.configs": ["*.yaml", "protocols/*.yaml", "protocols/*.json", "splits/*/*.txt"]},
-    entry_points={"console_scripts": ["benco = ncl_plugin.cli:console_main"]},
+    # `benco` extends IMDL-BenCo's command of the same name, which reinstalling imdlbenco puts back;
+    # `ncl-benco` is the same command under a name nothing else installs.
+    entry_points={
+        "console_scripts": ["benco = ncl_plugin.cli:console_main", "ncl-benco = ncl_plugin.cli:console_main"]
+    },
     install_requires=[
         # Unpinned on purpose: a CPU-only torch wheel has no matching torchvision,
         # and IMDL-BenCo imports torchvision.

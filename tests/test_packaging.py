@@ -29,6 +29,14 @@ def test_wheel_maps_registry_into_the_package(wheel):
     assert top_level == {"ncl_plugin"}
 
 
+def test_wheel_installs_benco_and_a_name_imdlbenco_never_overwrites(wheel):
+    """Reinstalling imdlbenco puts its own `benco` back; `ncl-benco` is the plugin's command whatever happens."""
+    archive = zipfile.ZipFile(wheel)
+    (entry_points,) = [n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt")]
+    scripts = archive.read(entry_points).decode()
+    assert "benco = ncl_plugin.cli:console_main" in scripts and "ncl-benco = ncl_plugin.cli:console_main" in scripts
+
+
 def test_wheel_carries_the_real_data_recipe_its_split_and_metadata(wheel):
     archive = zipfile.ZipFile(wheel)
     names = archive.namelist()
