@@ -1,4 +1,6 @@
 import os
+import socket
+import urllib.request
 
 import pytest
 import torch
@@ -32,3 +34,16 @@ def dataset(tmp_path_factory):
     from ncl_plugin.data import synthetic
 
     return synthetic.build(str(tmp_path_factory.mktemp("synth")), n=40, size=64, seed=3, show_progress=False)
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Any download fails: the recipes must not need the network."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"a download was attempted: {args[:1]}")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")

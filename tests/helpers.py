@@ -37,6 +37,17 @@ def train_args(data, test, out, *extra):
             "--test_data_path", test, "--output_dir", out, *extra]
 
 
+def run(capsys, *argv):
+    """Run `benco ARGV` in this process and assert success; returns what it wrote (``.out``, ``.err``).
+    A subprocess would prove nothing more here and costs an interpreter start with torch and IMDL-BenCo."""
+    from ncl_plugin import cli
+
+    code = cli.main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    assert code == 0, f"benco {' '.join(map(str, argv))}\n{captured.out[-3000:]}\n{captured.err[-3000:]}"
+    return captured
+
+
 def error_of(argv, capsys):
     """Run `benco` in this process; return (exit code, the lines it wrote to stderr)."""
     from ncl_plugin import cli

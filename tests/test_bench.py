@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import benco, error_of
+from helpers import benco, error_of, run
 from ncl_plugin import zoo
 from ncl_plugin.bench.runner import parse_spec
 from ncl_plugin.data import synthetic
@@ -57,19 +57,19 @@ def test_bench_trains_every_model_and_writes_the_table(bench):
     assert table in result.stdout
 
 
-def test_a_second_call_keeps_finished_runs(bench):
+def test_a_second_call_keeps_finished_runs(bench, capsys):
     out, argv, _ = bench
     before = {p: p.stat().st_mtime for p in out.glob("*/log.txt")}
-    result = benco(*argv)
-    assert result.stderr.count("done before, kept") == 2
+    result = run(capsys, *argv)
+    assert result.err.count("done before, kept") == 2
     assert {p: p.stat().st_mtime for p in out.glob("*/log.txt")} == before
 
 
-def test_another_budget_in_the_same_folder_is_one_line(bench):
+def test_another_budget_in_the_same_folder_is_one_line(bench, capsys):
     out, argv, _ = bench
-    result = benco(*argv, "--epochs", "2", check=False)
-    assert result.returncode == 2
-    (line,) = result.stderr.strip().splitlines()[-1:]
+    code, err = error_of([*argv, "--epochs", "2"], capsys)
+    assert code == 2
+    (line,) = err[-1:]
     assert "was trained with another command" in line and "--epochs" in line and "another --out" in line
     assert (out / "ncl-seed0" / "summary.json").exists()  # nothing lost
 

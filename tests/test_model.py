@@ -106,8 +106,11 @@ def test_baseline_has_no_contrastive_parts_and_plain_bce(batch):
     assert out["visual_loss"]["ncl"] == 0 and out["visual_loss"]["total"] == out["visual_loss"]["pc"]
 
 
-def test_nothing_is_downloaded_and_weights_are_random():
-    a, b = NCL(backbone="resnet18"), NCL(backbone="resnet18")
+def test_nothing_is_downloaded_and_weights_are_random(offline):
+    """The paper's network (ResNet-101) builds with every download refused, and two builds differ:
+    random initialisation, no pre-trained weight from anywhere."""
+    a, b = NCL(), NCL()
+    assert a.net.encoder.default_cfg["architecture"] == "resnet101"
     wa, wb = a.net.encoder.conv1.weight, b.net.encoder.conv1.weight
     assert not torch.equal(wa, wb)
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import benco
+from helpers import benco, run
 from ncl_plugin.data import synthetic
 
 SMALL_NCL = ["--backbone", "resnet18", "--output_stride", "16", "--patch_size", "16"]
@@ -76,12 +76,12 @@ def test_checkpoint_has_imdlbenco_layout_and_loads_with_weights_only(ncl_run):
     assert checkpoint["epoch"] == 1 and checkpoint["args"]["model"] == "ncl"
 
 
-def test_benco_test_reproduces_the_logged_metrics(ncl_run, dataset, tmp_path):
+def test_benco_test_reproduces_the_logged_metrics(ncl_run, dataset, tmp_path, capsys):
     out, _ = ncl_run
     # No --model and no model flags: both come from the checkpoints.
-    result = benco("test", "--checkpoint", out, "--test_data_path", dataset / "test_datasets.json",
+    result = run(capsys, "test", "--checkpoint", out, "--test_data_path", dataset / "test_datasets.json",
                    "--test_batch_size", "3", "--num_workers", "0", "--metrics", METRICS, "--out", tmp_path / "results")
-    assert "Test: [" not in result.stdout + result.stderr and "Test: [" in (tmp_path / "test.log").read_text()
+    assert "Test: [" not in result.out + result.err and "Test: [" in (tmp_path / "test.log").read_text()
     rows = json.loads((tmp_path / "results.json").read_text())
     logged = {r["epoch"]: r["test_metrics"]["synthetic"] for r in log_rows(out)}
     assert sorted(r["epoch"] for r in rows) == [0, 1]
@@ -91,11 +91,11 @@ def test_benco_test_reproduces_the_logged_metrics(ncl_run, dataset, tmp_path):
     assert (tmp_path / "results.csv").read_text().startswith("checkpoint,epoch,test set,pixel-level F1")
 
 
-def test_resume_continues_from_the_checkpoint(ncl_run, dataset, tmp_path):
+def test_resume_continues_from_the_checkpoint(ncl_run, dataset, tmp_path, capsys):
     out, _ = ncl_run
     resumed = tmp_path / "resumed"
-    benco(
-        "train", "--model", "ncl", *SMALL_NCL, *SMALL_RUN, "--epochs", "3",
+    run(
+        capsys, "train", "--model", "ncl", *SMALL_NCL, *SMALL_RUN, "--epochs", "3",
         "--data_path", dataset / "train", "--test_data_path", dataset / "test_datasets.json",
         "--output_dir", resumed, "--resume", out / "checkpoint-1.pth",
     )
@@ -104,14 +104,14 @@ def test_resume_continues_from_the_checkpoint(ncl_run, dataset, tmp_path):
 
 
 @pytest.mark.parametrize("model,flags", [("deeplabv3plus", ["--backbone", "resnet18", "--output_stride", "16"]), ("segformer", [])])
-def test_baselines_train_through_the_same_command(model, flags, dataset, tmp_path):
+def test_baselines_train_through_the_same_command(model, flags, dataset, tmp_path, capsys):
     import torch
 
     if model == "segformer":  # IMDL-BenCo's segformer loads its weights from a file: an empty one is random init
         torch.save({}, tmp_path / "random_init.pth")
         flags = ["--pretrain_pth_path", tmp_path / "random_init.pth"]
-    benco(
-        "train", "--model", model, *flags, *SMALL_RUN, "--epochs", "1",
+    run(
+        capsys, "train", "--model", model, *flags, *SMALL_RUN, "--epochs", "1",
         "--data_path", dataset / "train", "--test_data_path", dataset / "test", "--output_dir", tmp_path / "run",
     )
     (row,) = log_rows(tmp_path / "run")
@@ -137,27 +137,27 @@ def test_two_processes_under_torchrun_report_what_one_process_measures(dataset, 
     assert row["test_metrics"]["synthetic"]["pixel-level F1"] == pytest.approx(single["pixel-level F1"], abs=1e-5)
 
 
-def test_predict_writes_masks_at_the_original_size(ncl_run, tmp_path):
+def test_predict_writes_masks_at_the_original_size(ncl_run, tmp_path, capsys):
     out, _ = ncl_run
     Image.fromarray(np.random.default_rng(0).integers(0, 255, (75, 130, 3), dtype=np.uint8)).save(tmp_path / "odd.jpg")
     Image.fromarray(np.zeros((40, 50), np.uint8)).save(tmp_path / "gray.png")  # grayscale: converted
-    result = benco("predict", tmp_path, "--checkpoint", out, "--out", tmp_path / "pred")
+    result = run(capsys, "predict", tmp_path, "--checkpoint", out, "--out", tmp_path / "pred")
     assert (tmp_path / "pred" / "predict.log").read_text().startswith("==== benco predict")
-    assert "Wrote 2 masks, 2 overlays" in result.stderr and "\x1b" not in result.stderr + result.stdout
-    assert "s an image" in result.stderr
+    assert "Wrote 2 masks, 2 overlays" in result.err and "\x1b" not in result.err + result.out
+    assert "s an image" in result.err
     mask = Image.open(tmp_path / "pred" / "odd_mask.png")
     assert mask.size == (130, 75) and mask.mode == "L"
     assert Image.open(tmp_path / "pred" / "odd_overlay.jpg").size == (130, 75)
     assert Image.open(tmp_path / "pred" / "gray_mask.png").size == (50, 40)
     report = json.loads((tmp_path / "pred" / "predictions.json").read_text())
     assert all(0 <= r["score"] <= 1 for r in report.values()) and len(report) == 2
-    benco("predict", tmp_path / "odd.jpg", "--checkpoint", out, "--out", tmp_path / "full", "--full_resolution")
+    run(capsys, "predict", tmp_path / "odd.jpg", "--checkpoint", out, "--out", tmp_path / "full", "--full_resolution")
     assert Image.open(tmp_path / "full" / "odd_mask.png").size == (130, 75)
     # a photograph longer than --max_side is predicted at that size; its mask is still at its own size
-    result = benco("predict", tmp_path / "odd.jpg", "--checkpoint", out, "--out", tmp_path / "capped",
-                   "--full_resolution", "--max_side", "64")
+    result = run(capsys, "predict", tmp_path / "odd.jpg", "--checkpoint", out, "--out", tmp_path / "capped",
+                 "--full_resolution", "--max_side", "64")
     assert Image.open(tmp_path / "capped" / "odd_mask.png").size == (130, 75)
-    assert "1 image(s) longer than --max_side 64 were predicted at that size" in result.stderr
+    assert "1 image(s) longer than --max_side 64 were predicted at that size" in result.err
 
 
 def test_predict_never_reads_its_own_outputs_nor_masks_nor_mixes_runs(ncl_run, dataset, tmp_path, capsys):
@@ -192,11 +192,11 @@ def test_predict_never_reads_its_own_outputs_nor_masks_nor_mixes_runs(ncl_run, d
     assert error_of(["predict", folder / "Tp", "--checkpoint", out, "--out", folder / "Tp"], capsys)[0] == 2
 
 
-def test_robustness_grid_covers_every_perturbation(ncl_run, dataset, tmp_path):
+def test_robustness_grid_covers_every_perturbation(ncl_run, dataset, tmp_path, capsys):
     out, _ = ncl_run
-    benco("test-robust", "--checkpoint", out, "--test_data_path", dataset / "test", "--num_workers", "0",
-          "--jpeg", "90", "--blur", "0,3", "--noise", "5", "--resize", "0.5", "--metrics", METRICS,
-          "--out", tmp_path / "robust")
+    run(capsys, "test-robust", "--checkpoint", out, "--test_data_path", dataset / "test", "--num_workers", "0",
+        "--jpeg", "90", "--blur", "0,3", "--noise", "5", "--resize", "0.5", "--metrics", METRICS,
+        "--out", tmp_path / "robust")
     assert "Test: [" in (tmp_path / "test-robust.log").read_text()
     rows = json.loads((tmp_path / "robust.json").read_text())
     assert [(r["perturbation"], r["parameter"]) for r in rows] == [("jpeg", 90), ("blur", 0), ("blur", 3), ("noise", 5), ("resize", 0.5)]

