@@ -9,20 +9,11 @@ A variant registered in ``SAMPLERS`` or ``LOSSES`` is selected with the model's
 ``--sampler``, ``--contrastive_loss`` or ``--segmentation_loss`` flag.
 """
 
-import contextlib
-import io
 import warnings
-
-# IMDL-BenCo's import prints the torch version, and it and timm warn about their own
-# deprecations; none of that concerns a user of this plugin.
-with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-    warnings.simplefilter("ignore", FutureWarning)
-    warnings.simplefilter("ignore", DeprecationWarning)
-    from IMDLBenCo.registry import MODELS, Registry
 
 from ncl_plugin.method.losses import NCLContrastiveLoss, PivotConsistentLoss
 from ncl_plugin.method.model import NCL, DeepLabV3Plus
-from ncl_plugin.method.registries import LOSSES, SAMPLERS
+from ncl_plugin.method.registries import LOSSES, MODELS, SAMPLERS, Registry
 from ncl_plugin.method.sampler import TriClassPatchSampler
 
 
