@@ -5,7 +5,7 @@
     python benchmarks/data_efficiency.py --sizes 50,100 --models ncl,deeplabv3plus  # a part of it
     python benchmarks/data_efficiency.py --seeds 0                                   # seed 0 of every point first
     python benchmarks/data_efficiency.py --config casia-cpu --data_path casiav1_split/train.json \
-        --test_data_path casiav1_split/test.json --out runs/casia-data-efficiency    # real data: 100,200,400,all
+        --test_data_path casiav1_split/test.json --out runs/casia-data-efficiency    # real data: 50,100,200,all
 
 NCL, the pivot-consistent loss alone (`pc-only`: `ncl:contrast_weight=0`) and its network with plain BCE
 (`deeplabv3plus`) train on the first 50, 100, 200, 400 and 800 training images of the embedded set
@@ -19,16 +19,20 @@ size: each model's pixel-F1 and AUC, mean ± standard deviation over seeds, and 
 the other two) and `curve.png`: pixel-F1 and AUC against the training-set size, one line per
 model, mean and min-max over seeds.
 
-With --data_path (a real training list, e.g. CASIA v1.0's training side) the sizes are 100, 200, 400
+With --data_path (a real training list, e.g. CASIA v1.0's training side) the sizes are 50, 100, 200
 and the whole list (nested subsets in one fixed random order; of its tampered images where the recipe
-trains on those only), every run takes the recipe's steps on the whole list (its epochs x size // 8), runs
-are tested at the end of the schedule and
-reported at their last epoch (the test set chooses nothing), on --test_data_path. --pretrained_path
-adds NCL started from a checkpoint trained on generated images (ncl-synthetic-init), at the same steps:
+trains on those only; CASIA v1.0's training side has 442, so a 400 point would repeat the whole list's),
+every run takes the recipe's steps on the whole list (its epochs x size // 8), runs are tested at the end
+of the schedule and reported at their last epoch (the test set chooses nothing), on --test_data_path.
+Seeds: 2 a point (`--seeds`: those at every size). --whole_from takes the whole list's point from the
+finished runs of `benco bench --config` with the same recipe and lists (the real-data table's folder)
+instead of training it again: the same recipe and steps on the same images, checked run by run.
+--pretrained_path adds NCL started from a checkpoint trained on generated images (ncl-synthetic-init),
+at the same steps, at the curve's two smallest sizes (where real data is scarcest):
 
     python benchmarks/data_efficiency.py --config casia-cpu --data_path casiav1_split/train.json \
-        --test_data_path casiav1_split/test.json --sizes 100,200 --models ncl,ncl-synthetic-init \
-        --pretrained_path output_dir/quickstart/checkpoint-8.pth --out runs/casia-synthetic-init
+        --test_data_path casiav1_split/test.json --whole_from runs/casia-bench \
+        --pretrained_path runs/synthetic-to-real/plain-seed0/checkpoint-8.pth --out runs/casia-data-efficiency
 """
 import argparse
 import json
@@ -72,20 +76,33 @@ def subsets(images, sizes, out: Path):
     return lists
 
 
-def points(folders, select: str = "best"):
-    """{model: {size: [(F1, AUC) per finished seed]}} from the run folders (n<size>-<model>-seed<N>), each
-    run at its best epoch (IMDL-BenCo's rule) or, with select="last", its last tested one."""
+# what each point holds: pixel-F1 at 0.5 and AUC, and the best-threshold F1 where the runs measured it (the
+# real-data recipe does), which separates a model's calibration from what it localises
+METRICS = (("pixel-level F1", "F1", "pixel-F1 (0.5)"), ("pixel-level AUC", "AUC", "pixel AUC"),
+           ("pixel-level F1 (best threshold)", "best F1", "pixel-F1 (best threshold)"))
+
+
+def _measured(found) -> int:
+    """How many of METRICS every point holds."""
+    return min(len(v) for by_size in found.values() for runs in by_size.values() for v in runs)
+
+
+def points(folders, select: str = "best", names=None):
+    """{model: {size: [(F1, AUC[, best F1]) per finished seed]}} from the run folders (n<size>-<model>-seed<N>, or as
+    `names` calls a folder), each run at its best epoch (IMDL-BenCo's rule) or, with select="last", its last
+    tested one."""
     found = {}
+    names = names or {}
     for folder in map(Path, folders):
         summary = folder / "summary.json"
         if not summary.exists():
             continue
-        size, model = folder.name.split("-", 1)
+        size, model = names.get(str(folder), folder.name).split("-", 1)
         model = model.rsplit(SEED_MARK, 1)[0]
         summary = json.loads(summary.read_text())
         means = summary["best_mean"] if select == "best" else next(iter(summary["last"].values()))
         found.setdefault(model, {}).setdefault(int(size[1:]), []).append(
-            (means["pixel-level F1"], means["pixel-level AUC"]))
+            tuple(means[key] for key, _, _ in METRICS if key in means))
     return found
 
 
@@ -95,20 +112,21 @@ def _mean_std(values):
 
 
 def summary_table(found, models=MODELS) -> str:
-    """Markdown: one row per training-set size; per model pixel-F1 and AUC, mean ± standard deviation over
-    seeds (as benco compare), and NCL's F1 lead over each of its two references."""
+    """Markdown: one row per training-set size; per model pixel-F1, AUC (and best-threshold F1 where measured),
+    mean ± standard deviation over seeds (as benco compare), and NCL's F1 lead over each of its two references."""
     order = list(models)
     models = sorted(found, key=lambda m: order.index(m) if m in order else len(order))  # the harness's order
     sizes = sorted({s for by_size in found.values() for s in by_size})
     lead = [m for m in models if m != "ncl"] if "ncl" in found else []
-    header = ["training images", "seeds", *(f"{m} F1" for m in models), *(f"{m} AUC" for m in models),
+    measured = range(_measured(found))
+    header = ["training images", "seeds", *(f"{m} {METRICS[k][1]}" for k in measured for m in models),
               *(f"ncl − {m} F1" for m in lead)]
     rows = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |"]
     for size in sizes:
         runs = {m: found[m].get(size, []) for m in models}
         seeds = "/".join(str(len(runs[m])) for m in models)
         cells = [str(size), seeds]
-        for k in (0, 1):
+        for k in measured:
             cells += [_mean_std([v[k] for v in runs[m]]) if runs[m] else "–" for m in models]
         for m in lead:
             both = runs["ncl"] and runs[m]
@@ -125,10 +143,11 @@ def curve(found, out: Path, title: str) -> None:
     import matplotlib.pyplot as plt
     import matplotlib.ticker
 
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    panels = _measured(found)
+    figure, axes = plt.subplots(1, panels, figsize=(5 * panels, 4))
     for model, by_size in found.items():
         sizes = sorted(by_size)
-        for k, (axis, metric) in enumerate(zip(axes, ("pixel-F1 (0.5)", "pixel AUC"))):
+        for k, (axis, (_, _, metric)) in enumerate(zip(axes, METRICS)):
             values = [[v[k] for v in by_size[s]] for s in sizes]
             mean = [sum(v) / len(v) for v in values]
             low = [m - min(v) for m, v in zip(mean, values)]
@@ -146,7 +165,44 @@ def curve(found, out: Path, title: str) -> None:
     save_figure(figure, out / "curve.png", dpi=120)
 
 
-REAL_SIZES = "100,200,400,all"
+REAL_SIZES = "50,100,200,all"
+# benco bench's folder for each of the curve's models (the table names pc-only by its setting)
+BENCH_NAMES = {"ncl": "ncl", "pc-only": "ncl-contrast_weight=0", "deeplabv3plus": "deeplabv3plus"}
+# what a table run's command may hold besides its model's own flags: anything else (--epochs, a network
+# flag) would make it another budget than the curve's
+BENCH_FLAGS = {"--model", "--config", "--metrics", "--data_path", "--test_data_path", "--seed"}
+
+
+def whole_from(table: Path, labels, seeds, size: int, args, models=MODELS):
+    """{run folder: curve name (n<size>-<model>-seed<N>)}: the whole list's point taken from a finished
+    benco bench table with the same recipe, training and test lists; anything else is refused by name."""
+    def same_file(a, b):
+        return Path(a).resolve() == Path(b).resolve()
+
+    from ncl_plugin.zoo.recipes import recipe
+
+    taken = {}
+    for label in labels:
+        model, own = models[label]
+        own = [*(x for flag, value in recipe(model).flags for x in (f"--{flag}", value)), *own]  # as the runner gives it
+        for seed in seeds:
+            folder = table / f"{BENCH_NAMES[label]}{SEED_MARK}{seed}"
+            record = folder / "bench.json"
+            if not (folder / "summary.json").exists() or not record.exists():
+                raise SystemExit(f"--whole_from: {folder} is not a finished benco bench run; finish the table "
+                                 "first (the same benco bench command resumes it) or leave --whole_from out")
+            command = json.loads(record.read_text())["command"]
+            flags = dict(zip(command[1::2], command[2::2]))
+            wanted = {"--model": model, "--config": args.config, "--seed": str(seed), **dict(zip(own[::2], own[1::2]))}
+            differs = [f for f, v in wanted.items() if flags.get(f) != v]
+            differs += [f for f in ("--data_path", "--test_data_path")
+                        if f not in flags or not same_file(flags[f], getattr(args, f[2:]))]
+            differs += sorted(set(flags) - BENCH_FLAGS - set(own[::2]))
+            if differs:
+                raise SystemExit(f"--whole_from: {record} was run with other {', '.join(differs)} than this curve; "
+                                 "leave --whole_from out to train the whole list's point")
+            taken[str(folder)] = f"n{size}-{label}{SEED_MARK}{seed}"
+    return taken
 
 
 def main(argv=None):
@@ -156,6 +212,9 @@ def main(argv=None):
     parser.add_argument("--models", default=None)
     parser.add_argument("--no_train", action="store_true", help="tabulate the finished runs only; train nothing")
     parser.add_argument("--post", default="", help="the embedded set post-processed, as `benco synth --post`")
+    parser.add_argument("--whole_from", default=None, help="with --data_path: a finished benco bench folder (same "
+                        "--config, lists and seeds) whose ncl, ncl:contrast_weight=0 and deeplabv3plus runs are the "
+                        "whole list's point, instead of training it again")
     parser.add_argument("--pretrained_path", default=None, help="with --data_path: a checkpoint to start NCL from "
                         "(a model trained on generated images), as the row ncl-synthetic-init beside NCL from scratch")
     add_budget_flags(parser)
@@ -194,14 +253,27 @@ def main(argv=None):
         sizes = [int(s) for s in (args.sizes or ",".join(map(str, SIZES))).split(",")]
         budget = {}
         test = ["--test_data_path", str(folder / "test_datasets.json")]
+    if args.whole_from and not real:
+        parser.error("--whole_from: the whole list's point of a real --data_path")
     lists = subsets(images, sizes, out)
-    jobs = []
+    labels = (args.models or ",".join(models)).split(",")
+    unknown = [label for label in labels if label not in models]
+    if unknown:
+        parser.error(f"--models: unknown {', '.join(unknown)}; known: {', '.join(models)}")
+    jobs, names = [], {}
     for size in sizes:
         epochs, warmup, period = schedule(size, **budget)
-        for label in (args.models or ",".join(models)).split(","):
+        seeds = given or ([0, 1] if real else [0, 1, 2] if size <= 100 else [0, 1])
+        trained = labels
+        if args.whole_from and size == len(images):
+            names = whole_from(Path(args.whole_from), [x for x in labels if x in BENCH_NAMES], seeds, size, args, models)
+            trained = [x for x in labels if x not in BENCH_NAMES]
+        for label in trained:
+            if label == "ncl-synthetic-init" and size not in sorted(sizes)[:2]:
+                continue  # fine-tuning is measured where real data is scarcest: the curve's two smallest sizes
             model, flags = models[label]
             jobs.append({
-                "name": f"n{size}-{label}", "model": model, "seeds": given or ([0, 1, 2] if size <= 100 else [0, 1]),
+                "name": f"n{size}-{label}", "model": model, "seeds": seeds,
                 "flags": ["--data_path", str(lists[size]), *test, "--epochs", str(epochs),
                           "--warmup_epochs", str(warmup), *flags, "--test_period", str(period)],
             })
@@ -211,9 +283,10 @@ def main(argv=None):
         folders = [str(r.folder) for r in plan([Job(j["name"], j["model"], seeds=j["seeds"]) for j in jobs], [], [], out)]
     else:
         folders = run_all(jobs, args)
+    folders = [*folders, *names]
     title = f"Equal steps, {','.join(map(str, sizes))} training images" + (f", post {args.post}" if args.post else "")
-    compare(folders, str(out), title, by_job=True, select="last" if real else "best")
-    found = points(folders, "last" if real else "best")
+    compare(folders, str(out), title, by_job=True, select="last" if real else "best", names=names)
+    found = points(folders, "last" if real else "best", names)
     table = summary_table(found, models)
     (out / "curve.md").write_text(table + "\n")
     what = f"{Path(args.data_path).name}, tested on {Path(args.test_data_path).name}" if real else (

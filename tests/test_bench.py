@@ -247,3 +247,45 @@ def test_a_harness_stopped_mid_run_says_so_in_one_line(tmp_path, monkeypatch, ca
     assert stop.value.code == 130
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "run the same command to continue" in err
+
+
+def test_the_real_curve_takes_its_whole_list_point_from_the_table_only_where_the_runs_match(tmp_path):
+    """data_efficiency.py --whole_from: the table's ncl, ncl:contrast_weight=0 and deeplabv3plus runs become the
+    curve's n<all> point when each was run with the curve's recipe and lists; a run of another budget
+    (--epochs), other lists or an unfinished one is refused by name."""
+    import argparse
+
+    curve = _harness("data_efficiency")
+    train, test = tmp_path / "train.json", tmp_path / "test.json"
+    table = tmp_path / "table"
+    args = argparse.Namespace(config="casia-cpu", data_path=str(train), test_data_path=str(test))
+
+    def run(folder, model, seed, *extra, data=train):
+        (table / folder).mkdir(parents=True)
+        command = ["train", "--model", model, "--config", "casia-cpu", "--metrics", "pixel-f1",
+                   "--data_path", str(data), "--test_data_path", str(test), "--seed", str(seed), *extra]
+        (table / folder / "bench.json").write_text(json.dumps({"command": command}))
+        (table / folder / "summary.json").write_text(json.dumps(
+            {"last": {"test": {"pixel-level F1": 0.1 + seed, "pixel-level AUC": 0.7, "pixel-level F1 (best threshold)": 0.3}}}))
+
+    run("ncl-seed0", "ncl", 0)
+    run("ncl-contrast_weight=0-seed0", "ncl", 0, "--contrast_weight", "0")
+    run("deeplabv3plus-seed0", "deeplabv3plus", 0, "--contour_weight", "0")  # the zoo recipe's own flag
+    names = curve.whole_from(table, ["ncl", "pc-only", "deeplabv3plus"], [0], 442, args)
+    assert sorted(names.values()) == ["n442-deeplabv3plus-seed0", "n442-ncl-seed0", "n442-pc-only-seed0"]
+    found = curve.points(list(names), "last", names)
+    assert found["pc-only"] == {442: [(0.1, 0.7, 0.3)]} and set(found) == {"ncl", "pc-only", "deeplabv3plus"}
+    header = curve.summary_table(found).splitlines()[0]  # the best-threshold F1 is tabulated where measured
+    assert "| ncl best F1 | pc-only best F1 | deeplabv3plus best F1 |" in header
+
+    with pytest.raises(SystemExit, match="ncl-seed1 is not a finished"):
+        curve.whole_from(table, ["ncl"], [1], 442, args)
+    run("ncl-seed1", "ncl", 1, "--epochs", "20")
+    with pytest.raises(SystemExit, match="other --epochs than this curve"):
+        curve.whole_from(table, ["ncl"], [1], 442, args)
+    run("deeplabv3plus-seed1", "deeplabv3plus", 1, "--contour_weight", "0", data=tmp_path / "other.json")
+    with pytest.raises(SystemExit, match="other --data_path than"):
+        curve.whole_from(table, ["deeplabv3plus"], [1], 442, args)
+    with pytest.raises(SystemExit, match="other --seed"):  # a run whose record names another seed
+        (table / "ncl-seed0" / "bench.json").write_text((table / "ncl-seed1" / "bench.json").read_text())
+        curve.whole_from(table, ["ncl"], [0], 442, args)

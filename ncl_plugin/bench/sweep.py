@@ -5,7 +5,7 @@ import argparse
 import subprocess
 import sys
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from ncl_plugin.bench.runner import BUDGET
 
@@ -98,14 +98,22 @@ def run_all(jobs: Sequence[Dict], args) -> List[str]:
     return [str(r.folder) for r in runs]
 
 
-def compare(folders: List[str], out: str, title: str, by_job: bool = False, select: str = "best") -> str:
+def compare(
+    folders: List[str],
+    out: str,
+    title: str,
+    by_job: bool = False,
+    select: str = "best",
+    names: Optional[Dict[str, str]] = None,
+) -> str:
     """benco compare over the finished runs, each at its ``select`` epoch. by_job: one row per job name (the
-    folder name without its -seedN), for harnesses whose runs differ in their data, where settings would make
-    poor labels."""
+    folder name without its -seedN, or that of the name `names` gives a folder taken from elsewhere), for
+    harnesses whose runs differ in their data, where settings would make poor labels."""
     from ncl_plugin.bench.report import compare as compare_runs
 
+    names = names or {}
     finished = [f for f in folders if (Path(f) / "summary.json").exists()]
-    labels = {f: Path(f).name.rsplit("-seed", 1)[0] for f in finished} if by_job else None
+    labels = {f: names.get(f, Path(f).name).rsplit("-seed", 1)[0] for f in finished} if by_job else None
     table = compare_runs(
         finished,
         "markdown",
