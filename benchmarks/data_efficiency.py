@@ -231,7 +231,11 @@ def main(argv=None):
     if args.pretrained_path:
         if not real:
             parser.error("--pretrained_path: fine-tuning is measured on a real training list (--data_path)")
-        models["ncl-synthetic-init"] = ("ncl", ["--pretrained_path", str(Path(args.pretrained_path).resolve())])
+        if not Path(args.pretrained_path).is_file():
+            parser.error(f"--pretrained_path {args.pretrained_path}: no such checkpoint (benchmarks/synthetic_to_real.py "
+                         "trains one)")
+        # as given: every run trains from this folder, and its record (bench.json) stays portable
+        models["ncl-synthetic-init"] = ("ncl", ["--pretrained_path", args.pretrained_path])
     out = Path(args.out)
     if real:
         from ncl_plugin.datasets.split import read_list
