@@ -8,21 +8,39 @@ checkpoint is tested, as it is, on --test_data_path (`benco test`, at the checkp
 --test_image_size): the zero-real-data baseline a real-data recipe must beat. Finished runs and tests are
 kept. Fine-tuning these checkpoints on real images against training from scratch, at equal steps:
 data_efficiency.py --pretrained_path.
+
+Traces closer to real splices, each measured on the real *validation* side (settings are chosen there):
+
+    python benchmarks/synthetic_to_real.py --test_data_path casiav1_split/val.json \
+        --variants jpeg,pasted-jpeg,pasted-colour,pasted-edge,pasted-all --out runs/synthetic-traces-val
+
+`jpeg` publishes every image as JPEG 70-95; each `pasted-*` variant adds to it one change of the pasted
+content (`benco synth --post`: an earlier JPEG on a shifted grid, a colour mismatch, a feathered edge),
+`pasted-all` the three.
 """
 import argparse
 import subprocess
 import sys
 from pathlib import Path
 
-from ncl_plugin.bench.sweep import add_budget_flags, compare, resolve_budget, run_all
+from ncl_plugin.bench.sweep import add_budget_flags, chosen_variants, compare, resolve_budget, run_all
 
-VARIANTS = {"plain": [], "post": ["--synthetic_post", "jpeg:60-95,resize:0.5-0.9"]}
+PUBLISHED = "jpeg:70-95"  # the final JPEG every trace variant shares, so each is measured against it alone
+PASTED = {"jpeg": "pasted_jpeg:50-90", "colour": "pasted_colour:0.15", "edge": "pasted_edge:1.5"}
+VARIANTS = {
+    "plain": "",
+    "post": "jpeg:60-95,resize:0.5-0.9",
+    "jpeg": PUBLISHED,
+    **{f"pasted-{name}": f"{step},{PUBLISHED}" for name, step in PASTED.items()},
+    "pasted-all": ",".join([*PASTED.values(), PUBLISHED]),
+}
 METRICS = "pixel-f1,pixel-f1-best,pixel-auc,pixel-iou,image-auc"
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--test_image_size", type=int, default=None, help="test at this size (default: the checkpoint's)")
+    parser.add_argument("--variants", default="plain,post", help=f"comma list of {', '.join(VARIANTS)}")
     add_budget_flags(parser)
     parser.set_defaults(seeds="0", out="runs/synthetic-to-real")
     args = parser.parse_args(argv)
@@ -32,7 +50,9 @@ def main(argv=None):
     args.test_data_path = None  # training tests on the embedded set's own test images
     resolve_budget(args)
     out = Path(args.out)
-    jobs = [{"name": name, "model": "ncl", "flags": flags} for name, flags in VARIANTS.items()]
+    chosen = chosen_variants(parser, args.variants, VARIANTS, "--variants")
+    jobs = [{"name": name, "model": "ncl", "flags": ["--synthetic_post", VARIANTS[name]] if VARIANTS[name] else []}
+            for name in chosen]
     results = []
     for folder in map(Path, run_all(jobs, args)):
         if not (folder / "summary.json").exists():

@@ -289,3 +289,23 @@ def test_the_real_curve_takes_its_whole_list_point_from_the_table_only_where_the
     with pytest.raises(SystemExit, match="other --seed"):  # a run whose record names another seed
         (table / "ncl-seed0" / "bench.json").write_text((table / "ncl-seed1" / "bench.json").read_text())
         curve.whole_from(table, ["ncl"], [0], 442, args)
+
+
+def test_the_trace_variants_each_add_one_pasted_step_to_the_same_final_jpeg(tmp_path, monkeypatch):
+    """synthetic_to_real.py --variants: each pasted-* variant trains NCL on the embedded set published as
+    JPEG 70-95 plus its own change of the pasted content, pasted-all the three; every spec is one benco synth
+    accepts; plain trains on the set as it is."""
+    from ncl_plugin.bench import runner
+    from ncl_plugin.data.postprocess import parse
+
+    harness = _harness("synthetic_to_real")
+    planned = []
+    monkeypatch.setattr(runner, "execute", lambda runs, epochs=None, **kw: planned.extend(runs) or [])
+    monkeypatch.setattr(harness, "compare", lambda *a, **k: "")
+    harness.main(["--test_data_path", str(tmp_path / "val.json"), "--out", str(tmp_path),
+                  "--variants", "plain,jpeg,pasted-edge,pasted-all"])
+    post = {r.folder.name: r.command[r.command.index("--synthetic_post") + 1] if "--synthetic_post" in r.command else ""
+            for r in planned}
+    assert post == {"plain-seed0": "", "jpeg-seed0": "jpeg:70-95", "pasted-edge-seed0": "pasted_edge:1.5,jpeg:70-95",
+                    "pasted-all-seed0": "pasted_jpeg:50-90,pasted_colour:0.15,pasted_edge:1.5,jpeg:70-95"}
+    assert parse(post["pasted-all-seed0"]).pasted_colour == 0.15 and parse(post["jpeg-seed0"]).pasted_jpeg is None

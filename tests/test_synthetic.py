@@ -117,9 +117,44 @@ def test_post_processed_sets_are_cached_apart(tmp_path, monkeypatch):
     ("noise:1-3", "one sigma"),
     ("blur:1", "expected a comma list of resize:LOW-HIGH"),
     ("jpeg:60-90,jpeg:70-80", "each once"),
+    ("pasted_jpeg:90-50", "runs backwards"),
+    ("pasted_colour:0.8", "at most 0.5"),
+    ("pasted_edge:1-2", "one sigma"),
+    ("pasted:1", "pasted_edge:SIGMA"),
 ])
 def test_bad_post_processing_specs_are_one_line(spec, message, capsys):
     from helpers import error_of
 
     code, err = error_of(["synth", "/tmp/unused", "--post", spec], capsys)
     assert code == 2 and len(err) == 1 and message in err[0] and f"--post {spec}" in err[0], err
+
+
+def test_pasted_steps_rework_only_the_changed_region_and_its_edge(tmp_path):
+    """--post pasted_*: authentic images and every mask stay as the plain set has them; pasted_jpeg and
+    pasted_colour change pixels inside the mask only, pasted_edge within a few pixels of its boundary only;
+    each changes some manipulated image."""
+    import cv2
+
+    from ncl_plugin.data.postprocess import parse
+
+    plain = synthetic.build(str(tmp_path / "plain"), n=16, size=64, seed=3, show_progress=False)
+    sets = {spec: synthetic.build(str(tmp_path / spec.split(":")[0]), n=16, size=64, seed=3, show_progress=False,
+                                  post=parse(spec))
+            for spec in ("pasted_jpeg:30-30", "pasted_colour:0.3", "pasted_edge:3")}
+    changed = dict.fromkeys(sets, 0)
+    for tp in sorted((plain / "train" / "Tp").glob("*.png")) + sorted((plain / "test" / "Tp").glob("*.png")):
+        mask = np.asarray(Image.open(tp.parent.parent / "Gt" / tp.name)) > 0
+        near = cv2.dilate(mask.astype(np.uint8), np.ones((9, 9), np.uint8)).astype(bool)
+        before = np.asarray(Image.open(tp))
+        for spec, folder in sets.items():
+            after = np.asarray(Image.open(folder / tp.relative_to(plain)))
+            assert np.array_equal(np.asarray(Image.open(folder / tp.relative_to(plain).parent.parent / "Gt" / tp.name)),
+                                  np.asarray(Image.open(tp.parent.parent / "Gt" / tp.name)))
+            moved = (after != before).any(axis=2)
+            allowed = near if spec.startswith("pasted_edge") else mask
+            assert not moved[~allowed].any(), (spec, tp.name)  # nothing outside the region (and its edge)
+            changed[spec] += bool(moved.any())
+            if not mask.any():
+                assert not moved.any()  # an authentic image is left alone
+    assert all(count >= 3 for count in changed.values()), changed
+    assert parse("pasted_jpeg:50-90,pasted_colour:0.15,jpeg:70-95").spec() == "jpeg:70-95,pasted_jpeg:50-90,pasted_colour:0.15"

@@ -47,12 +47,12 @@ def add_budget_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="runs/accuracy", help="one folder per run; finished runs are not run again")
 
 
-def chosen_variants(parser: argparse.ArgumentParser, only, variants) -> List[str]:
-    """--only as a list of variant names (all of them without it); an unknown name is a usage error."""
+def chosen_variants(parser: argparse.ArgumentParser, only, variants, flag: str = "--only") -> List[str]:
+    """--only (or ``flag``) as a list of variant names (all of them without it); an unknown name is a usage error."""
     names = only.split(",") if only else list(variants)
     unknown = [n for n in names if n not in variants]
     if unknown:
-        parser.error(f"--only: unknown variant(s) {', '.join(unknown)}; known: {', '.join(variants)}")
+        parser.error(f"{flag}: unknown variant(s) {', '.join(unknown)}; known: {', '.join(variants)}")
     return names
 
 

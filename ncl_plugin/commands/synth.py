@@ -38,7 +38,10 @@ def parser() -> Parser:
         metavar="SPEC",
         help="post-process every whole image after its manipulation, as published datasets are: a comma list of "
         "resize:LOW-HIGH (resampled down by a factor in the range and back), noise:SIGMA (Gaussian, sigma up to "
-        "SIGMA), jpeg:LOW-HIGH (quality in the range, applied last), e.g. jpeg:60-95,resize:0.5-0.9,noise:2",
+        "SIGMA), jpeg:LOW-HIGH (quality in the range, applied last), e.g. jpeg:60-95,resize:0.5-0.9,noise:2; and, "
+        "first, steps on the changed region only, as real splices differ: pasted_jpeg:LOW-HIGH (an earlier JPEG on "
+        "a shifted 8x8 grid), pasted_colour:GAIN (channel gains within 1 +/- GAIN), pasted_edge:SIGMA (its boundary "
+        "blurred, sigma up to SIGMA)",
     )
     p.add_argument("--debug", action="store_true")
     return p

@@ -81,7 +81,7 @@ def parser() -> Parser:
         "--synthetic_post",
         default="",
         metavar="SPEC",
-        help="its whole-image post-processing, as `benco synth --post` (e.g. jpeg:60-95,resize:0.5-0.9); default none",
+        help="its post-processing, as `benco synth --post` (e.g. jpeg:60-95,resize:0.5-0.9); default none",
     )
     return p
 

@@ -320,7 +320,7 @@ def build(
         split = held if index < n_held else "train"
         sample = make_sample(photos[split], size, np.random.default_rng([seed, index]), authentic_fraction, kinds)
         if post:
-            sample.image = post.apply(sample.image, np.random.default_rng([seed, index, 1]))
+            sample.image = post.apply(sample.image, np.random.default_rng([seed, index, 1]), sample.mask)
         lists[split].append(list(_write(root / split, f"{index:05d}_{sample.kind}.png", sample)))
         counts[split][sample.kind] = counts[split].get(sample.kind, 0) + 1
     manipulated = [e for e in lists[held] if e[1] != "Negative"]
