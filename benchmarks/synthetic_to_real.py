@@ -6,7 +6,7 @@ NCL trains by the quickstart recipe (configs/quickstart.yaml) on the embedded se
 post-processed (`post`: JPEG 60-95 and resizing 0.5-0.9, the harder variant), and each finished run's last
 checkpoint is tested, as it is, on --test_data_path (`benco test`, at the checkpoint's own image size, or
 --test_image_size): the zero-real-data baseline a real-data recipe must beat. Finished runs and tests are
-kept. Fine-tuning these checkpoints on real images against training from scratch, at equal steps:
+kept; each real list's tests and table go to `OUT/on-<list name>/`. Fine-tuning these checkpoints on real images against training from scratch, at equal steps:
 data_efficiency.py --pretrained_path.
 
 Traces closer to real splices, each measured on the real *validation* side (settings are chosen there):
@@ -53,17 +53,20 @@ def main(argv=None):
     chosen = chosen_variants(parser, args.variants, VARIANTS, "--variants")
     jobs = [{"name": name, "model": "ncl", "flags": ["--synthetic_post", VARIANTS[name]] if VARIANTS[name] else []}
             for name in chosen]
+    # one folder of tests and one table per real list (and test size): the same trained runs are scored on the
+    # validation side to choose and on the test side to report
+    tested = out / (f"on-{Path(real).stem}" + (f"-{args.test_image_size}" if args.test_image_size else ""))
     results = []
     for folder in map(Path, run_all(jobs, args)):
         if not (folder / "summary.json").exists():
             continue
-        stem = out / "real" / folder.name
+        stem = tested / folder.name
         if not Path(f"{stem}.json").exists():
             size = ["--image_size", str(args.test_image_size)] if args.test_image_size else []
             subprocess.check_call([sys.executable, "-m", "ncl_plugin", "test", "--checkpoint", str(folder),
                                    "--test_data_path", real, "--metrics", METRICS, "--out", str(stem), *size])
         results.append(f"{stem}.json")
-    compare(results, str(out), f"Trained on generated images only, tested on {Path(real).name}", by_job=True,
+    compare(results, str(tested), f"Trained on generated images only, tested on {Path(real).name}", by_job=True,
             select="last")
 
 
