@@ -309,3 +309,20 @@ def test_the_trace_variants_each_add_one_pasted_step_to_the_same_final_jpeg(tmp_
     assert post == {"plain-seed0": "", "jpeg-seed0": "jpeg:70-95", "pasted-edge-seed0": "pasted_edge:1.5,jpeg:70-95",
                     "pasted-all-seed0": "pasted_jpeg:50-90,pasted_colour:0.15,pasted_edge:1.5,jpeg:70-95"}
     assert parse(post["pasted-all-seed0"]).pasted_colour == 0.15 and parse(post["jpeg-seed0"]).pasted_jpeg is None
+
+
+def test_a_sweep_tabulates_benco_test_results_beside_training_folders(tmp_path):
+    """sweep.compare takes `benco test` result files (synthetic_to_real.py's tests on real photographs) as rows,
+    each at its last tested checkpoint; an empty table here was the old behaviour."""
+    from ncl_plugin.bench.sweep import compare
+
+    def result(name, values):
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps([{"checkpoint": f"checkpoint-{epoch}.pth", "epoch": epoch, "test set": "test",
+                                     "pixel-level F1": f1, "pixel-level AUC": auc} for epoch, f1, auc in values]))
+        return str(path)
+
+    files = [result("plain-seed0", [(0, 0.016, 0.552), (8, 0.052, 0.462)]), result("post-seed0", [(8, 0.09, 0.61)])]
+    table = compare(files, str(tmp_path / "table"), "on real photographs", by_job=True, select="last")
+    rows = {line.split(" | ")[0][2:]: line for line in table.splitlines() if line.startswith("| p")}
+    assert set(rows) == {"plain", "post"} and "0.462" in rows["plain"] and "0.552" not in rows["plain"]

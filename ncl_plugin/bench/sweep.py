@@ -112,7 +112,9 @@ def compare(
     from ncl_plugin.bench.report import compare as compare_runs
 
     names = names or {}
-    finished = [f for f in folders if (Path(f) / "summary.json").exists()]
+    # a training folder once it has its summary; a benco test result (a .json file) as it is
+    finished = [f for f in folders if Path(f).is_file() or (Path(f) / "summary.json").exists()]
+    Path(out).mkdir(parents=True, exist_ok=True)
     labels = {f: names.get(f, Path(f).name).rsplit("-seed", 1)[0] for f in finished} if by_job else None
     table = compare_runs(
         finished,
