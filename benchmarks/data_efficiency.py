@@ -286,7 +286,7 @@ def main(argv=None):
 
         folders = [str(r.folder) for r in plan([Job(j["name"], j["model"], seeds=j["seeds"]) for j in jobs], [], [], out)]
     else:
-        folders = run_all(jobs, args)
+        folders = run_all(jobs, args, select="last" if real else "best")
     folders = [*folders, *names]
     title = f"Equal steps, {','.join(map(str, sizes))} training images" + (f", post {args.post}" if args.post else "")
     compare(folders, str(out), title, by_job=True, select="last" if real else "best", names=names)

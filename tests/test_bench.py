@@ -326,3 +326,22 @@ def test_a_sweep_tabulates_benco_test_results_beside_training_folders(tmp_path):
     table = compare(files, str(tmp_path / "table"), "on real photographs", by_job=True, select="last")
     rows = {line.split(" | ")[0][2:]: line for line in table.splitlines() if line.startswith("| p")}
     assert set(rows) == {"plain", "post"} and "0.462" in rows["plain"] and "0.552" not in rows["plain"]
+
+
+def test_a_harness_run_says_the_epoch_its_table_reports(tmp_path, monkeypatch):
+    """run_all hands the harness's --select to the runner, so that a real-data curve reported at its last epoch
+    does not print each run's best epoch."""
+    import argparse
+
+    from ncl_plugin.bench import runner
+    from ncl_plugin.bench import sweep as harness
+
+    said = []
+    monkeypatch.setattr(runner, "execute", lambda runs, epochs=None, select="best", **kw: said.append(select) or [])
+    parser = argparse.ArgumentParser()
+    harness.add_budget_flags(parser)
+    args = parser.parse_args(["--seeds", "0", "--out", str(tmp_path)])
+    harness.resolve_budget(args)
+    harness.run_all([{"name": "ncl", "model": "ncl", "flags": []}], args, select="last")
+    harness.run_all([{"name": "ncl", "model": "ncl", "flags": []}], args)
+    assert said == ["last", "best"]
