@@ -30,7 +30,12 @@ from ncl_plugin.errors import UsageError
 
 STEPS = ("resize", "noise", "jpeg")  # whole-image steps, in the order they are applied in
 PASTED = ("pasted_jpeg", "pasted_colour", "pasted_edge")  # changed-region steps, applied before them
-SINGLE = {"noise": "SIGMA", "pasted_colour": "GAIN", "pasted_edge": "SIGMA"}  # steps that take one value
+# the steps that take one value: its name in the usage line, its largest, and what the error says it takes
+SINGLE = {
+    "noise": ("SIGMA", 50, "one sigma, above 0 and at most 50 grey levels"),
+    "pasted_colour": ("GAIN", 0.5, "one gain change, above 0 and at most 0.5"),
+    "pasted_edge": ("SIGMA", 5, "one sigma, above 0 and at most 5 pixels"),
+}
 _RANGE = re.compile(r"^(\d+(?:\.\d+)?)(?:-(\d+(?:\.\d+)?))?$")
 
 
@@ -123,7 +128,7 @@ def parse(text: Optional[str], flag: str = "--post") -> PostProcess:
         step, _, value = item.strip().partition(":")
         match = _RANGE.match(value.strip())
         if step not in STEPS + PASTED or match is None or step in values:
-            listing = ", ".join(f"{s}:{SINGLE.get(s, 'LOW-HIGH')}" for s in STEPS + PASTED)
+            listing = ", ".join(f"{s}:{SINGLE[s][0] if s in SINGLE else 'LOW-HIGH'}" for s in STEPS + PASTED)
             raise UsageError(
                 f"{flag} {text}: expected a comma list of {listing}, each once, e.g. jpeg:60-95,resize:0.5-0.9,noise:2"
             )
@@ -133,17 +138,10 @@ def parse(text: Optional[str], flag: str = "--post") -> PostProcess:
 
 
 def _checked(given: str, step: str, low: float, high: float):
-    if step == "noise":
-        if high != low or not 0 < low <= 50:
-            raise UsageError(f"{given}: noise takes one sigma, above 0 and at most 50 grey levels")
-        return low
-    if step == "pasted_colour":
-        if high != low or not 0 < low <= 0.5:
-            raise UsageError(f"{given}: pasted_colour takes one gain change, above 0 and at most 0.5")
-        return low
-    if step == "pasted_edge":
-        if high != low or not 0 < low <= 5:
-            raise UsageError(f"{given}: pasted_edge takes one sigma, above 0 and at most 5 pixels")
+    if step in SINGLE:
+        _, largest, what = SINGLE[step]
+        if high != low or not 0 < low <= largest:
+            raise UsageError(f"{given}: {step} takes {what}")
         return low
     if low > high:
         raise UsageError(f"{given}: {step}:{low:g}-{high:g} runs backwards; give LOW-HIGH")
