@@ -147,18 +147,22 @@ def curve(found, out: Path, title: str) -> None:
     figure, axes = plt.subplots(1, panels, figsize=(5 * panels, 4))
     for model, by_size in found.items():
         sizes = sorted(by_size)
-        for k, (axis, (_, _, metric)) in enumerate(zip(axes, METRICS)):
+        for k, axis in enumerate(axes):
             values = [[v[k] for v in by_size[s]] for s in sizes]
             mean = [sum(v) / len(v) for v in values]
             low = [m - min(v) for m, v in zip(mean, values)]
             high = [max(v) - m for m, v in zip(mean, values)]
             axis.errorbar(sizes, mean, yerr=[low, high], marker="o", capsize=3, label=model)
-            axis.set_xscale("log")
-            axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # only the sizes measured are ticked
-            axis.set_xticks(sizes)
-            axis.set_xticklabels(map(str, sizes))
-            axis.set_xlabel("training images")
-            axis.set_ylabel(metric)
+    # ticked once all models are drawn: a model measured at fewer sizes (ncl-synthetic-init) must not drop
+    # the other models' sizes from the axis
+    measured = sorted({size for by_size in found.values() for size in by_size})
+    for axis, (_, _, metric) in zip(axes, METRICS):
+        axis.set_xscale("log")
+        axis.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())  # only the sizes measured are ticked
+        axis.set_xticks(measured)
+        axis.set_xticklabels(map(str, measured))
+        axis.set_xlabel("training images")
+        axis.set_ylabel(metric)
     axes[0].legend(fontsize=8)
     figure.suptitle(f"{title}; mean, min-max over seeds", fontsize=9)
     figure.tight_layout()

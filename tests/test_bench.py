@@ -204,6 +204,20 @@ def test_the_curve_summarises_seeds_per_size_and_ncls_lead(tmp_path):
     assert rows[3].strip("|").split("|")[-1].strip() == "-0.100"
 
 
+def test_the_curve_figure_ticks_every_measured_size_whatever_model_is_drawn_last(tmp_path, monkeypatch):
+    """A model measured at the small sizes only (ncl-synthetic-init), drawn last, used to leave only its own
+    sizes on the x axis: the other models' larger points had no label."""
+    curve = _harness("data_efficiency")
+    found = {"ncl": {50: [(0.1, 0.6)], 100: [(0.2, 0.7)], 442: [(0.3, 0.8)]},
+             "ncl-synthetic-init": {50: [(0.15, 0.65)], 100: [(0.2, 0.68)]}}
+    drawn = []
+    monkeypatch.setattr(curve, "save_figure", lambda figure, path, dpi: drawn.append(figure))
+    curve.curve(found, tmp_path, "title")
+    for axis in drawn[0].axes:
+        assert [label.get_text() for label in axis.get_xticklabels()] == ["50", "100", "442"]
+        assert axis.get_ylabel()
+
+
 def test_the_sweep_tabulates_each_setting_over_its_own_finished_seeds(tmp_path, monkeypatch):
     """contrast.py --no_train: every finished run of the chosen settings, in the sweep's order, each
     with the seeds it has in seed order; unfinished or stopped runs and other folders are left out,
