@@ -40,6 +40,7 @@ import math
 import random
 import statistics
 from pathlib import Path
+from typing import List
 
 from ncl_plugin.bench.report import save_figure
 from ncl_plugin.bench.runner import SEED_MARK
@@ -209,6 +210,13 @@ def whole_from(table: Path, labels, seeds, size: int, args, models=MODELS):
     return taken
 
 
+def planned(jobs: List[dict], out: Path) -> List[str]:
+    """The runner's folder of every run of `jobs`, finished or not, without training."""
+    from ncl_plugin.bench.runner import Job, plan
+
+    return [str(r.folder) for r in plan([Job(j["name"], j["model"], seeds=j["seeds"]) for j in jobs], [], [], out)]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default=None, help=f"default {','.join(map(str, SIZES))}; with --data_path "
@@ -235,9 +243,6 @@ def main(argv=None):
     if args.pretrained_path:
         if not real:
             parser.error("--pretrained_path: fine-tuning is measured on a real training list (--data_path)")
-        if not Path(args.pretrained_path).is_file():
-            parser.error(f"--pretrained_path {args.pretrained_path}: no such checkpoint (benchmarks/synthetic_to_real.py "
-                         "trains one)")
         # as given: every run trains from this folder, and its record (bench.json) stays portable
         models["ncl-synthetic-init"] = ("ncl", ["--pretrained_path", args.pretrained_path])
     out = Path(args.out)
@@ -285,10 +290,15 @@ def main(argv=None):
                 "flags": ["--data_path", str(lists[size]), *test, "--epochs", str(epochs),
                           "--warmup_epochs", str(warmup), *flags, "--test_period", str(period)],
             })
+    # the checkpoint is needed only by a fine-tuning run still to train: a fresh clone holds the finished runs'
+    # records, not the weights they started from, and tabulates them without it
+    fine_tuned = [j for j in jobs if j["name"].endswith("-ncl-synthetic-init")]
+    to_train = [] if args.no_train else [f for f in planned(fine_tuned, out) if not (Path(f) / "summary.json").exists()]
+    if to_train and not Path(args.pretrained_path).is_file():
+        parser.error(f"--pretrained_path {args.pretrained_path}: no such checkpoint, and {Path(to_train[0]).name} "
+                     "trains from it (benchmarks/synthetic_to_real.py trains one; --no_train tabulates without it)")
     if args.no_train:
-        from ncl_plugin.bench.runner import Job, plan  # the runner's folder names, without training
-
-        folders = [str(r.folder) for r in plan([Job(j["name"], j["model"], seeds=j["seeds"]) for j in jobs], [], [], out)]
+        folders = planned(jobs, out)
     else:
         folders = run_all(jobs, args, select="last" if real else "best")
     folders = [*folders, *names]

@@ -305,6 +305,39 @@ def test_the_real_curve_takes_its_whole_list_point_from_the_table_only_where_the
         curve.whole_from(table, ["ncl"], [0], 442, args)
 
 
+def test_the_real_curve_is_tabulated_without_the_checkpoint_its_finished_fine_tuning_runs_started_from(
+    tmp_path, monkeypatch, capsys
+):
+    """A fresh clone holds the curve's run records, not the generated-data checkpoint (weights are not kept):
+    data_efficiency.py --no_train with the documented --pretrained_path used to stop at "no such checkpoint".
+    The checkpoint is asked for only where a fine-tuning run is still to train, and that run is named."""
+    curve = _harness("data_efficiency")
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps([[f"Tp_{i}.jpg", f"Tp_{i}_gt.png"] for i in range(32)]))
+    out = tmp_path / "curve"
+    missing = str(tmp_path / "plain-seed0" / "checkpoint-8.pth")
+    argv = ["--config", "casia-cpu", "--data_path", str(train), "--test_data_path", str(tmp_path / "test.json"),
+            "--sizes", "16,32", "--models", "ncl-synthetic-init", "--seeds", "0", "--pretrained_path", missing,
+            "--out", str(out)]
+    for size in (16, 32):
+        (out / f"n{size}-ncl-synthetic-init-seed0").mkdir(parents=True)
+        (out / f"n{size}-ncl-synthetic-init-seed0" / "summary.json").write_text(json.dumps(
+            {"last": {"test": {"pixel-level F1": 0.1, "pixel-level AUC": 0.6 + size / 1000}}}))
+    monkeypatch.setattr(curve, "compare", lambda *a, **k: "")
+    monkeypatch.setattr(curve, "curve", lambda *a: None)
+    trained = []
+    monkeypatch.setattr(curve, "run_all", lambda jobs, args, select: trained.append(jobs) or curve.planned(jobs, out))
+    curve.main([*argv, "--no_train"])
+    assert "| 32 | 1 | 0.100 | 0.632 |" in (out / "curve.md").read_text()
+    curve.main(argv)  # every fine-tuning run finished: nothing trains from the checkpoint
+    assert len(trained) == 1
+    (out / "n32-ncl-synthetic-init-seed0" / "summary.json").unlink()
+    with pytest.raises(SystemExit):
+        curve.main(argv)
+    assert len(trained) == 1
+    assert "no such checkpoint, and n32-ncl-synthetic-init-seed0 trains from it" in capsys.readouterr().err
+
+
 def test_the_trace_variants_each_add_one_pasted_step_to_the_same_final_jpeg(tmp_path, monkeypatch):
     """synthetic_to_real.py --variants: each pasted-* variant trains NCL on the embedded set published as
     JPEG 70-95 plus its own change of the pasted content, pasted-all the three; every spec is one benco synth
