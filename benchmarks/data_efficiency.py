@@ -210,11 +210,11 @@ def whole_from(table: Path, labels, seeds, size: int, args, models=MODELS):
     return taken
 
 
-def planned(jobs: List[dict], out: Path) -> List[str]:
-    """The runner's folder of every run of `jobs`, finished or not, without training."""
+def planned(jobs: List[dict], out: Path) -> list:
+    """The runner's run (its folder, whether finished) of every seed of `jobs`, without training."""
     from ncl_plugin.bench.runner import Job, plan
 
-    return [str(r.folder) for r in plan([Job(j["name"], j["model"], seeds=j["seeds"]) for j in jobs], [], [], out)]
+    return plan([Job(j["name"], j["model"], seeds=j["seeds"]) for j in jobs], [], [], out)
 
 
 def main(argv=None):
@@ -293,12 +293,12 @@ def main(argv=None):
     # the checkpoint is needed only by a fine-tuning run still to train: a fresh clone holds the finished runs'
     # records, not the weights they started from, and tabulates them without it
     fine_tuned = [j for j in jobs if j["name"].endswith("-ncl-synthetic-init")]
-    to_train = [] if args.no_train else [f for f in planned(fine_tuned, out) if not (Path(f) / "summary.json").exists()]
+    to_train = [] if args.no_train else [run for run in planned(fine_tuned, out) if not run.finished]
     if to_train and not Path(args.pretrained_path).is_file():
-        parser.error(f"--pretrained_path {args.pretrained_path}: no such checkpoint, and {Path(to_train[0]).name} "
+        parser.error(f"--pretrained_path {args.pretrained_path}: no such checkpoint, and {to_train[0].folder.name} "
                      "trains from it (benchmarks/synthetic_to_real.py trains one; --no_train tabulates without it)")
     if args.no_train:
-        folders = planned(jobs, out)
+        folders = [str(run.folder) for run in planned(jobs, out)]
     else:
         folders = run_all(jobs, args, select="last" if real else "best")
     folders = [*folders, *names]

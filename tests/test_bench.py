@@ -311,6 +311,8 @@ def test_the_real_curve_is_tabulated_without_the_checkpoint_its_finished_fine_tu
     """A fresh clone holds the curve's run records, not the generated-data checkpoint (weights are not kept):
     data_efficiency.py --no_train with the documented --pretrained_path used to stop at "no such checkpoint".
     The checkpoint is asked for only where a fine-tuning run is still to train, and that run is named."""
+    from ncl_plugin.engine.checkpoints import INTERRUPTED_NAME
+
     curve = _harness("data_efficiency")
     train = tmp_path / "train.json"
     train.write_text(json.dumps([[f"Tp_{i}.jpg", f"Tp_{i}_gt.png"] for i in range(32)]))
@@ -326,16 +328,27 @@ def test_the_real_curve_is_tabulated_without_the_checkpoint_its_finished_fine_tu
     monkeypatch.setattr(curve, "compare", lambda *a, **k: "")
     monkeypatch.setattr(curve, "curve", lambda *a: None)
     trained = []
-    monkeypatch.setattr(curve, "run_all", lambda jobs, args, select: trained.append(jobs) or curve.planned(jobs, out))
+
+    def run_all(jobs, args, select):
+        trained.append(jobs)
+        return [str(run.folder) for run in curve.planned(jobs, out)]
+
+    monkeypatch.setattr(curve, "run_all", run_all)
     curve.main([*argv, "--no_train"])
     assert "| 32 | 1 | 0.100 | 0.632 |" in (out / "curve.md").read_text()
     curve.main(argv)  # every fine-tuning run finished: nothing trains from the checkpoint
     assert len(trained) == 1
+    summary = (out / "n32-ncl-synthetic-init-seed0" / "summary.json").read_text()
     (out / "n32-ncl-synthetic-init-seed0" / "summary.json").unlink()
     with pytest.raises(SystemExit):
         curve.main(argv)
     assert len(trained) == 1
     assert "no such checkpoint, and n32-ncl-synthetic-init-seed0 trains from it" in capsys.readouterr().err
+    (out / "n32-ncl-synthetic-init-seed0" / "summary.json").write_text(summary)
+    (out / "n16-ncl-synthetic-init-seed0" / INTERRUPTED_NAME).write_text("")  # stopped: the runner trains it on
+    with pytest.raises(SystemExit):
+        curve.main(argv)
+    assert "no such checkpoint, and n16-ncl-synthetic-init-seed0 trains from it" in capsys.readouterr().err
 
 
 def test_the_trace_variants_each_add_one_pasted_step_to_the_same_final_jpeg(tmp_path, monkeypatch):
