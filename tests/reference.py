@@ -42,28 +42,41 @@ def _vector(cube, space):
     return v / max(np.linalg.norm(v), 1e-12)
 
 
-def branch(pivots, weight, eps=1e-5, space="pooled"):
-    """Conv1x1 -> BatchNorm (training statistics, unit affine) -> ReLU -> pooled or flattened -> L2 norm.
+def normalise(y, eps, norm, axes_batch):
+    """GroupNorm with one group (each map by its own mean and variance over channels and positions)
+    or BatchNorm with training statistics (each channel over ``axes_batch``); unit affine both."""
+    if norm == "group":
+        axes = tuple(range(1, y.ndim)) if y.ndim == 4 else None
+        mean, var = y.mean(axis=axes, keepdims=True), y.var(axis=axes, keepdims=True)
+    else:
+        mean, var = y.mean(axis=axes_batch, keepdims=True), y.var(axis=axes_batch, keepdims=True)
+    return (y - mean) / np.sqrt(var + eps)
+
+
+def branch(pivots, weight, eps=1e-5, space="pooled", norm="group"):
+    """Conv1x1 -> GroupNorm(1) or BatchNorm (training statistics) -> ReLU -> pooled or flattened -> L2 norm.
 
     pivots: (B, C, h, w); weight: (C, C). Returns (B, D).
     """
     y = np.einsum("oc,bchw->bohw", weight, pivots)
-    mean = y.mean(axis=(0, 2, 3), keepdims=True)
-    var = y.var(axis=(0, 2, 3), keepdims=True)
-    y = np.maximum((y - mean) / np.sqrt(var + eps), 0)
+    y = np.maximum(normalise(y, eps, norm, axes_batch=(0, 2, 3)), 0)
     return np.stack([_vector(cube, space) for cube in y])
 
 
-def branch_each(patches_by_image, weight, eps=1e-5, space="pooled"):
+def branch_each(patches_by_image, weight, eps=1e-5, space="pooled", norm="group"):
     """The paper's concatenated pivot: every contour patch (C, h, w) of every image through
-    Conv1x1 -> BatchNorm (statistics over all of them) -> ReLU, one at a time; each image's
-    outputs added up, then pooled or flattened, then L2 norm. Returns one vector per image."""
+    Conv1x1 -> norm -> ReLU, one at a time (BatchNorm: statistics over all of them; GroupNorm: each
+    patch by its own); each image's outputs added up, then pooled or flattened, then L2 norm.
+    Returns one vector per image."""
     outputs = [[weight @ patch.reshape(patch.shape[0], -1) for patch in patches] for patches in patches_by_image]
     every = np.concatenate([o for image in outputs for o in image], axis=1)  # (C, N h w)
     mean, var = every.mean(axis=1, keepdims=True), every.var(axis=1, keepdims=True)
     vectors = []
     for patches, image in zip(patches_by_image, outputs):
-        total = sum(np.maximum((o - mean) / np.sqrt(var + eps), 0) for o in image)
+        if norm == "group":
+            total = sum(np.maximum((o - o.mean()) / np.sqrt(o.var() + eps), 0) for o in image)
+        else:
+            total = sum(np.maximum((o - mean) / np.sqrt(var + eps), 0) for o in image)
         vectors.append(_vector(total.reshape(patches[0].shape), space))
     return vectors
 

@@ -120,3 +120,18 @@ def test_a_checkpoint_of_another_model_names_the_weights_that_do_not_fit(tmp_pat
     message = str(raised.value)
     assert "does not fit this model:" in message and "it was trained as --model ncl" in message
     assert "differ in shape (e.g. " in message and " in the file, " in message
+
+
+def test_a_checkpoint_saved_before_pivot_norm_loads_with_its_batchnorm_branches(tmp_path):
+    from ncl_plugin import NCL
+    from ncl_plugin.engine.checkpoints import checkpoint_defaults, load_weights
+
+    old = NCL(backbone="resnet18", patch_size=16, pivot_norm="batch")  # what every NCL had before the option
+    model_args = {"backbone": "resnet18", "patch_size": 16}  # ... and its record, without pivot_norm
+    torch.save({"model": old.state_dict(), "args": {"model": "ncl"}, "model_args": model_args}, tmp_path / "checkpoint-0.pth")
+    name, defaults = checkpoint_defaults(str(tmp_path / "checkpoint-0.pth"))
+    assert name == "ncl" and defaults["pivot_norm"] == "batch"
+    load_weights(NCL(**defaults), str(tmp_path / "checkpoint-0.pth"))  # fits: no error
+    new = {"model": small_ncl().state_dict(), "args": {"model": "ncl"}, "model_args": model_args}
+    torch.save(new, tmp_path / "checkpoint-1.pth")
+    assert "pivot_norm" not in checkpoint_defaults(str(tmp_path / "checkpoint-1.pth"))[1]

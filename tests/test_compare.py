@@ -158,3 +158,24 @@ def test_costs_are_the_median_epoch_and_the_parameters_never_bold(tmp_path, caps
     assert rows["segformer"].endswith("| 1 | – | – |")
     csv_text = compare(list(map(str, runs)), "csv", metrics=["pixel-F1"], costs=True)
     assert "s / step std" in csv_text.splitlines()[0]
+
+
+def test_objective_table_sets_each_term_against_its_chance(tmp_path, capsys):
+    from helpers import error_of, run
+
+    row = {"train_ncl": 4.0, "train_ncl_pn": 4.5, "train_ncl_pn_chance": 5.0, "train_ncl_pn_defined": 1.0,
+           "train_ncl_se_pos": 2.5, "train_ncl_se_pos_chance": 5.0, "train_ncl_se_pos_defined": 0.5,
+           "train_ncl_se_neg": 1.0, "train_ncl_se_neg_chance": 2.0, "train_ncl_se_neg_defined": 0.5}
+    last = {**row, "train_ncl": 1.0, "train_ncl_pn": 1.0, "train_ncl_se_pos": 0.5, "train_ncl_se_neg": 2.0}
+    learned = tmp_path / "learned"
+    learned.mkdir()
+    (learned / "log.txt").write_text(json.dumps({**row, "epoch": 0}) + "\n" + json.dumps({**last, "epoch": 3}) + "\n")
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "log.txt").write_text(json.dumps({"train_ncl": 4.0, "epoch": 0}) + "\n")
+    out = run(capsys, "compare", str(learned), str(old), "--objective").out
+    line = [x for x in out.splitlines() if x.startswith(f"| {learned} ")][0]
+    assert "| 0–3 | 4.000 → 1.000 (0.25) | 0.90 → 0.20 | 0.50 → 0.10 | 0.50 → 1.00 | 1.00/0.50/0.50 |" in line
+    assert f"{old}: no contrastive objective in its log" in out
+    code, lines = error_of(["compare", str(tmp_path / "none"), "--objective"], capsys)
+    assert code == 2 and lines[-1].endswith("no log.txt here; --objective reads benco train output folders")

@@ -23,7 +23,7 @@ def make_sample(classes, channels=4, cells=2):
     return PatchSample(classes=classes, features=features, pivots=pivots, has_contour=has_contour)
 
 
-def reference_terms(sample, loss):
+def reference_terms(sample, loss, norm="group"):
     feats = sample.features.numpy()
     classes = sample.classes.numpy()
     pn = [ref.term_pn(f, c, TAU) for f, c in zip(feats, classes)]
@@ -33,7 +33,7 @@ def reference_terms(sample, loss):
         pivots = sample.pivots.numpy()[has]
         w_pos = loss.branch_tampered.block[0].weight.detach().numpy()[:, :, 0, 0]
         w_neg = loss.branch_authentic.block[0].weight.detach().numpy()[:, :, 0, 0]
-        v_pos, v_neg = ref.branch(pivots, w_pos), ref.branch(pivots, w_neg)
+        v_pos, v_neg = ref.branch(pivots, w_pos, norm=norm), ref.branch(pivots, w_neg, norm=norm)
         for k, b in enumerate(np.flatnonzero(has)):
             se_pos[b] = ref.term_se(v_pos[k], feats[b], classes[b], TAU, T, A)
             se_neg[b] = ref.term_se(v_neg[k], feats[b], classes[b], TAU, A, T)
@@ -49,11 +49,12 @@ BATCH = [
 ]
 
 
-def test_each_term_matches_a_loop_by_loop_reference():
+@pytest.mark.parametrize("norm", ["group", "batch"])
+def test_each_term_matches_a_loop_by_loop_reference(norm):
     sample = make_sample(BATCH)
-    loss = NCLContrastiveLoss(channels=4, temperature=TAU, max_anchors=0)
+    loss = NCLContrastiveLoss(channels=4, temperature=TAU, max_anchors=0, pivot_norm=norm)
     out = loss(sample)
-    (pn, _), (se_pos, _), (se_neg, _) = reference_terms(sample, loss)
+    (pn, _), (se_pos, _), (se_neg, _) = reference_terms(sample, loss, norm)
     assert out["ncl_pn"].item() == pytest.approx(pn, rel=1e-5)
     assert out["ncl_se_pos"].item() == pytest.approx(se_pos, rel=1e-5)
     assert out["ncl_se_neg"].item() == pytest.approx(se_neg, rel=1e-5)
@@ -200,14 +201,17 @@ def test_patch_features_match_a_loop_over_patches(space):
     assert sample.features.shape[-1] == (4 if space == "pooled" else 4 * 2 * 2)
 
 
+@pytest.mark.parametrize("norm", ["group", "batch"])
 @pytest.mark.parametrize("space", ["pooled", "cube"])
 @pytest.mark.parametrize("pivot", ["mean", "each"])
-def test_paper_readings_match_a_loop_by_loop_reference(space, pivot):
+def test_paper_readings_match_a_loop_by_loop_reference(space, pivot, norm):
     from ncl_plugin.method.sampler import TriClassPatchSampler
 
     features, mask = paper_batch()
     sample = TriClassPatchSampler(patch_size=8, patch_space=space, pivot_input=pivot)(features, mask)
-    loss = NCLContrastiveLoss(channels=4, temperature=TAU, max_anchors=0, patch_space=space, pivot_input=pivot)
+    loss = NCLContrastiveLoss(
+        channels=4, temperature=TAU, max_anchors=0, patch_space=space, pivot_input=pivot, pivot_norm=norm
+    )
     out = loss(sample)
 
     classes = sample.classes.numpy()
@@ -222,9 +226,10 @@ def test_paper_readings_match_a_loop_by_loop_reference(space, pivot):
                                              ("ncl_se_neg", loss.branch_authentic, A, T)):
         weight = branch.block[0].weight.detach().numpy()[:, :, 0, 0]
         if pivot == "each":
-            pivots = ref.branch_each([patches[b] for b in with_contour], weight, space=space)
+            pivots = ref.branch_each([patches[b] for b in with_contour], weight, space=space, norm=norm)
         else:
-            pivots = ref.branch(np.stack([np.mean(patches[b], axis=0) for b in with_contour]), weight, space=space)
+            pivots = ref.branch(np.stack([np.mean(patches[b], axis=0) for b in with_contour]), weight, space=space,
+                                norm=norm)
         terms = [ref.term_se(v, vectors[b], classes[b], TAU, positive, negative) for v, b in zip(pivots, with_contour)]
         expected[name] = ref.mean_defined(terms)[0]
     expected["ncl_pn"] = ref.mean_defined([ref.term_pn(vectors[b], classes[b], TAU) for b in range(3)])[0]
@@ -253,3 +258,89 @@ def test_unknown_reading_is_named():
         NCLContrastiveLoss(channels=4, patch_space="voxel")
     with pytest.raises(ValueError, match="--pivot_input 'concat': use mean or each"):
         NCLContrastiveLoss(channels=4, pivot_input="concat")
+
+
+# ---------------------------------------------------------------- the pivot at any batch size (--pivot_norm)
+def one_image_sample(seed, mask=None):
+    """One 32x32 image, 8-pixel patches (2-cell block-1 maps, 16 channels), with its contour pivot."""
+    from ncl_plugin.method.sampler import TriClassPatchSampler
+
+    torch.manual_seed(seed)
+    mask = rect_mask(32, 32, (4, 4, 20, 20)) if mask is None else mask
+    return TriClassPatchSampler(patch_size=8)(torch.randn(1, 16, 8, 8) + torch.randn(1, 16, 1, 1), mask)
+
+
+def cosine(a, b):
+    return F.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
+
+
+def test_two_different_pivots_at_batch_one_stay_apart():
+    from ncl_plugin.method.losses import PivotBranch
+
+    torch.manual_seed(0)
+    branch = PivotBranch(16).train()
+    for seed in range(5):
+        a, b = torch.randn(1, 16, 2, 2) * 0.3, torch.randn(1, 16, 2, 2) * 0.3
+        a, b = a + torch.randn(1, 16, 1, 1), b + torch.randn(1, 16, 1, 1)  # pivots that differ in content
+        assert cosine(a.mean(dim=(2, 3)), b.mean(dim=(2, 3))) < 0.5
+        assert cosine(branch(a), branch(b)) < 0.9, seed
+    # The paper's literal BatchNorm at batch 1 subtracts the pooled content itself: every pivot alike.
+    batch = PivotBranch(16, norm="batch").train()
+    assert cosine(batch(a), batch(b)) > 0.97
+
+
+@pytest.mark.parametrize("input_", ["mean", "each"])
+def test_a_term_does_not_change_when_an_unrelated_image_joins_the_batch(input_):
+    from ncl_plugin.method.sampler import TriClassPatchSampler
+
+    torch.manual_seed(1)
+    features = torch.randn(2, 16, 8, 8)
+    masks = torch.cat([rect_mask(32, 32, (4, 4, 20, 20)), rect_mask(32, 32, (10, 2, 30, 22))])
+    sampler = TriClassPatchSampler(patch_size=8, pivot_input=input_)
+    loss = NCLContrastiveLoss(channels=16, temperature=TAU, max_anchors=0, pivot_input=input_).train()
+    together = loss(sampler(features, masks))
+    alone = [loss(sampler(features[i : i + 1], masks[i : i + 1])) for i in range(2)]
+    for name in ("ncl_se_pos", "ncl_se_neg"):
+        assert together[name].item() == pytest.approx((alone[0][name] + alone[1][name]).item() / 2, rel=1e-5)
+
+
+def test_the_gradient_reaches_the_pivot_at_batch_one():
+    sample = one_image_sample(2)
+    sample.pivots.requires_grad_(True)
+    loss = NCLContrastiveLoss(channels=16, temperature=TAU, terms="se_pos,se_neg").train()
+    loss(sample)["loss"].backward()
+    # what the pooling keeps: the gradient on each channel's mean over the pivot's positions
+    assert sample.pivots.grad.mean(dim=(2, 3)).norm() > 1e-3
+    sample.pivots.grad = None
+    NCLContrastiveLoss(channels=16, temperature=TAU, terms="se_pos,se_neg", pivot_norm="batch")(sample)["loss"].backward()
+    assert sample.pivots.grad.mean(dim=(2, 3)).norm() < 1e-5  # BatchNorm's statistics took it away
+
+
+def test_pivot_norm_is_checked():
+    with pytest.raises(ValueError, match="--pivot_norm 'layer': use group or batch"):
+        NCLContrastiveLoss(channels=4, pivot_norm="layer")
+
+
+# ---------------------------------------------------------------- each term against its chance value
+def test_every_term_equals_its_chance_value_when_all_similarities_are_equal():
+    sample = make_sample(BATCH)
+    sample.features = F.normalize(torch.ones_like(sample.features), dim=-1)  # one direction for every patch
+    out = NCLContrastiveLoss(channels=4, temperature=TAU, max_anchors=0)(sample)
+    # log(1 + negatives) per image where the term is defined. pn: image 0 (3 tampered, 3 authentic) and
+    # image 4 (3, 5); se+ and se-: image 0 and image 1 (1 tampered, 6 authentic)
+    assert out["ncl_pn_chance"].item() == pytest.approx(np.mean([np.log(4), np.log(6)]), rel=1e-6)
+    assert out["ncl_se_pos_chance"].item() == pytest.approx(np.mean([np.log(4), np.log(7)]), rel=1e-6)
+    assert out["ncl_se_neg_chance"].item() == pytest.approx(np.mean([np.log(4), np.log(2)]), rel=1e-6)
+    for term in ("ncl_pn", "ncl_se_pos", "ncl_se_neg"):
+        assert out[term].item() == pytest.approx(out[f"{term}_chance"].item(), rel=1e-5), term
+
+
+def test_each_term_says_on_which_share_of_the_batch_it_is_defined():
+    out = NCLContrastiveLoss(channels=4, temperature=TAU, max_anchors=0)(make_sample(BATCH))
+    assert out["ncl_pn_defined"].item() == pytest.approx(2 / 5)  # images 0 and 4
+    assert out["ncl_se_pos_defined"].item() == pytest.approx(2 / 5)  # images 0 and 1
+    assert out["ncl_se_neg_defined"].item() == pytest.approx(2 / 5)
+    # a term a learned model has moved below chance
+    sample = make_sample(BATCH)
+    out = NCLContrastiveLoss(channels=4, temperature=TAU, max_anchors=0)(sample)
+    assert out["ncl_pn"].item() != pytest.approx(out["ncl_pn_chance"].item(), rel=1e-3)

@@ -54,6 +54,18 @@ def test_train_writes_logs_checkpoints_summary_and_tensorboard(ncl_run):
     # Checkpoints by name and the folder as given: a kept run holds no path of the machine that ran it.
     assert summary["checkpoints"] == ["checkpoint-0.pth", "checkpoint-1.pth"]
     assert summary["output_dir"] == str(out)
+    # The contrastive objective per epoch, each term beside its chance value and how often it was defined.
+    assert [e["epoch"] for e in summary["objective"]] == [0, 1]
+    defined = 0
+    for entry, row in zip(summary["objective"], rows):
+        for term in ("ncl_pn", "ncl_se_pos", "ncl_se_neg"):
+            record = entry[term]
+            assert record["value"] == row[f"train_{term}"] and record["chance"] == row[f"train_{term}_chance"]
+            assert 0 <= record["defined"] <= 1 and (record["chance"] > 0) == (record["defined"] > 0)
+            if record["defined"]:
+                defined += 1
+                assert record["ratio"] == pytest.approx(record["value"] / record["chance"])
+    assert defined > 0
     assert list(out.glob("events.out.tfevents.*"))
     terminal = result.stderr + result.stdout
     assert "pixel-level F1" in terminal  # the closing table

@@ -30,6 +30,11 @@ def parser() -> Parser:
         action="store_true",
         help="also show each row's parameters (millions) and seconds per optimiser step (median epoch of its log.txt)",
     )
+    p.add_argument(
+        "--objective",
+        action="store_true",
+        help="instead: NCL's contrastive objective per run, each term against its chance value, first and last epoch",
+    )
     p.add_argument("--out", default=None, help="also write the table to this file")
     p.add_argument("--plot", default=None, help="draw the table as grouped bars into this PNG")
     p.add_argument("--debug", action="store_true")
@@ -40,6 +45,15 @@ def main(argv: List[str]) -> int:
     from ncl_plugin.bench.report import compare
 
     args = parser().parse_args(argv)
+    if args.objective:
+        from ncl_plugin.bench.objective import objective_table
+
+        text = objective_table(args.runs)
+        if args.out:
+            with open(args.out, "w", encoding="utf-8") as handle:
+                handle.write(text)
+        print(text, end="")
+        return 0
     metrics = [m for m in args.metric.split(",") if m] if args.metric else None
     print(compare(args.runs, args.format, metrics, args.select, args.out, args.plot, costs=args.costs), end="")
     return 0

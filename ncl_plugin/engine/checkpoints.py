@@ -28,6 +28,8 @@ INTERRUPTED_NAME = "checkpoint-interrupted.state"
 KEEP_BEST_AFTER_EPOCH = 20
 # Training flags a test inherits from the checkpoint, so that it runs at the trained resolution.
 INHERITED_TRAIN_FLAGS = ("image_size", "if_padding", "if_resizing", "edge_mask_width")
+# A buffer only the pivot branches' BatchNorm has (--pivot_norm batch, the only kind before the option).
+BATCHNORM_BRANCH = "contrastive_loss.branch_tampered.block.1.running_mean"
 
 
 SYNTHETIC_WARNING = "generated images only: not meant for real photographs (it has never seen a real manipulation)"
@@ -110,6 +112,9 @@ def checkpoint_defaults(path: str, trusted: bool = False) -> Tuple[Optional[str]
     args = checkpoint.get("args") if isinstance(checkpoint.get("args"), dict) else {}
     defaults = dict(checkpoint.get("model_args") or {})
     defaults.update({k: args[k] for k in INHERITED_TRAIN_FLAGS if k in args})
+    state = checkpoint.get("model")
+    if "pivot_norm" not in defaults and isinstance(state, dict) and BATCHNORM_BRANCH in state:
+        defaults["pivot_norm"] = "batch"  # saved before --pivot_norm existed, when the branches used BatchNorm
     return args.get("model"), defaults
 
 

@@ -3,7 +3,8 @@
 ``log.txt``: one JSON row per epoch, as IMDL-BenCo's train.py writes it
 (``train_<loss>``, ``test_<metric>``, ``epoch``), plus ``test_metrics`` per
 test set. ``summary.json``: the best epoch by :data:`metrics.SELECTION_RULE`,
-the last tested epoch, and every setting of the run.
+the last tested epoch, every setting of the run and, for NCL, the contrastive
+objective per epoch against its chance value (:func:`objective_by_epoch`).
 """
 
 import json
@@ -35,16 +36,48 @@ def tested_epochs(rows: List[Dict]) -> Dict[int, Dict[str, Dict[str, float]]]:
     return {row["epoch"]: row["test_metrics"] for row in rows if row.get("test_metrics")}
 
 
+OBJECTIVE_TERMS = ("ncl_pn", "ncl_se_pos", "ncl_se_neg")
+
+
+def objective_by_epoch(rows: List[Dict]) -> List[Dict]:
+    """Per epoch, L_NCL and each of its terms beside its chance value (every similarity equal, for the
+    batches' own patch counts), their ratio and the share of images the term was defined on.
+
+    The epoch's means come from IMDL-BenCo's logger; a batch where a term is undefined adds 0 to the
+    term and to its chance alike, so the ratio of the two means is the term's over the batches that
+    define it. A ratio near 1 is a term that has learned nothing. Empty for runs without the record
+    (another model, or NCL logged before it)."""
+    epochs = []
+    for row in rows:
+        if "train_ncl_pn_chance" not in row:
+            continue
+        entry = {"epoch": row["epoch"], "ncl": row.get("train_ncl")}
+        for term in OBJECTIVE_TERMS:
+            value, chance = row.get(f"train_{term}"), row[f"train_{term}_chance"]
+            entry[term] = {
+                "value": value,
+                "chance": chance,
+                "ratio": value / chance if value is not None and chance else None,
+                "defined": row.get(f"train_{term}_defined"),
+            }
+        epochs.append(entry)
+    return epochs
+
+
 def write_summary(args, model_args, checkpoints: List[str], parameters: Optional[Dict[str, int]] = None) -> Dict:
     """summary.json: the best epoch's metrics per test set, by SELECTION_RULE, and the last epoch's;
     ``parameters``: the model's parameter counts."""
-    tested = tested_epochs(read_log(args.output_dir))
+    rows = read_log(args.output_dir)
+    tested = tested_epochs(rows)
     summary = {"model": args.model, "model_args": plain(model_args), "selection": SELECTION_RULE, **(parameters or {})}
     if tested:
         best, last = best_epoch(tested), max(tested)
         summary.update(
             best_epoch=best, best=tested[best], best_mean=mean_metrics(tested[best]), last_epoch=last, last=tested[last]
         )
+    objective = objective_by_epoch(rows)
+    if objective:
+        summary["objective"] = objective
     # Checkpoints by name, the folder as given: a kept run reads the same on any machine.
     summary.update(
         output_dir=args.output_dir,

@@ -16,10 +16,18 @@ from ncl_plugin.method.registries import LOSSES, SAMPLERS
 from ncl_plugin.method.sampler import check_patch_size, classify_patches
 from ncl_plugin.weights import load_pretrained
 
-VISUAL_LOSS_KEYS = ("total", "pc", "ncl", "ncl_pn", "ncl_se_pos", "ncl_se_neg")
+TERM_KEYS = ("ncl_pn", "ncl_se_pos", "ncl_se_neg")
+# Each term beside its chance value and the share of images it is defined on (see NCLContrastiveLoss).
+VISUAL_LOSS_KEYS = (
+    ("total", "pc", "ncl")
+    + TERM_KEYS
+    + tuple(f"{t}_chance" for t in TERM_KEYS)
+    + tuple(f"{t}_defined" for t in TERM_KEYS)
+)
 
 
-DEFAULTS = {"patch_space": "pooled", "pivot_input": "mean"}
+DEFAULTS = {"patch_space": "pooled", "pivot_input": "mean", "pivot_norm": "group"}
+SAMPLER_READINGS = ("patch_space", "pivot_input")
 PROJECTION_HEADS = ("none", "mlp")
 
 
@@ -56,6 +64,7 @@ class NCL(nn.Module):
         ncl_terms: str = "pn,se_pos,se_neg",
         patch_space: str = "pooled",
         pivot_input: str = "mean",
+        pivot_norm: str = "group",
         contrast_block: int = 1,
         projection_head: str = "none",
         contrast_rampup: int = 0,
@@ -90,11 +99,13 @@ class NCL(nn.Module):
         if contrast_weight > 0:
             # The paper's readings (section 8 of the method notes) are options; a registered variant
             # that predates them is handed only what it is asked to change.
-            readings = {
-                k: v for k, v in (("patch_space", patch_space), ("pivot_input", pivot_input)) if v != DEFAULTS[k]
-            }
+            chosen = {"patch_space": patch_space, "pivot_input": pivot_input, "pivot_norm": pivot_norm}
+            readings = {k: v for k, v in chosen.items() if v != DEFAULTS[k]}
+            sampler_readings = {k: v for k, v in readings.items() if k in SAMPLER_READINGS}
             stride_option = {"feature_stride": stride} if stride != 4 else {}
-            self.sampler = _build(SAMPLERS, sampler, "--sampler", patch_size=patch_size, **stride_option, **readings)
+            self.sampler = _build(
+                SAMPLERS, sampler, "--sampler", patch_size=patch_size, **stride_option, **sampler_readings
+            )
             channels = self.net.contrast_channels
             # A projection head, used in training only, is the usual remedy when an auxiliary
             # contrastive loss competes with the main task; the paper draws none.
