@@ -14,7 +14,7 @@ def parse_train(argv):
 def test_help_lists_every_subcommand(capsys):
     assert cli.main(["--help"]) == 0
     text = capsys.readouterr().out
-    for command in ("train", "test", "test-robust", "complexity", "predict", "synth", "init", "env", "-v"):
+    for command in ("train", "test", "calibrate", "test-robust", "complexity", "predict", "synth", "init", "env", "-v"):
         assert f"\n  {command} " in text
 
 

@@ -261,3 +261,20 @@ def test_contrast_rampup_grows_omega_linearly_and_resumes_with_the_weights():
         losses = resumed(image, masks)["visual_loss"]
     assert losses["total"].item() == pytest.approx((losses["pc"] + 0.5 * losses["ncl"]).item(), rel=1e-6)  # capped at omega
     assert "contrast_batches" not in small_ncl_with().state_dict()  # checkpoints without a ramp-up keep their keys
+
+
+def test_image_score_choices_read_the_mask_differently():
+    from ncl_plugin.method.image_score import image_score
+
+    masks = torch.zeros(2, 1, 20, 20)
+    masks[0, 0, 0, 0] = 0.95  # one confident pixel
+    masks[1, 0, :10] = 0.6  # half the image, moderately
+    assert image_score(masks, "max").tolist() == pytest.approx([0.95, 0.6])
+    top = image_score(masks, "top1")  # the top 4 pixels of 400
+    assert top[0].item() == pytest.approx(0.95 / 4) and top[1].item() == pytest.approx(0.6)
+    assert image_score(masks, "area").tolist() == pytest.approx([1 / 400, 0.5])
+    with pytest.raises(ValueError, match="--image_score 'mean': use max, top1, area"):
+        NCL(backbone="resnet18", patch_size=16, image_score="mean")
+    model = NCL(backbone="resnet18", patch_size=16, image_score="area").eval()
+    out = model(torch.randn(2, 3, 64, 64))
+    assert torch.equal(out["pred_label"], image_score(out["pred_mask"], "area"))

@@ -64,7 +64,7 @@ def test_installed_wheel_registers_ncl(wheel, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     commands, version, registry_file, model_module = result.stdout.strip().splitlines()[-4:]
-    assert commands == str(sorted(["train", "test", "test-robust", "complexity", "predict", "synth", "data", "compare", "bench"]))
+    assert commands == str(sorted(["train", "test", "calibrate", "test-robust", "complexity", "predict", "synth", "data", "compare", "bench"]))
     assert wheel.name.startswith(f"ncl_imdlbenco-{version}-")  # one version number, in ncl_plugin/__init__.py
     assert Path(registry_file).is_relative_to(target)
     assert model_module == "ncl_plugin.method.model"

@@ -1,5 +1,6 @@
 """End to end on a CPU: `benco train`, `test`, `--resume`, baselines, torchrun, predict, robustness, complexity."""
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import benco, run
+from helpers import benco, error_of, run
 from ncl_plugin.data import synthetic
 
 SMALL_NCL = ["--backbone", "resnet18", "--output_stride", "16", "--patch_size", "16"]
@@ -258,3 +259,59 @@ def test_the_readme_python_example_loads_a_run_and_predicts(ncl_run, tmp_path):
     shape, score = result.stdout.strip().splitlines()[-1].rsplit(" ", 1)
     assert shape == "torch.Size([1, 1, 128, 128])" and 0.0 <= float(score) <= 1.0
 
+
+# ---------------------------------------------------------------- thresholds chosen on a validation list
+def json_list(folder, names, path):
+    path.write_text(json.dumps([[str(folder / "Tp" / n), str(folder / "Gt" / m)] for n, m in names]))
+    return path
+
+
+def test_thresholds_are_chosen_on_the_list_given_and_never_reported_on_it(ncl_run, dataset, tmp_path, capsys):
+    out, _ = ncl_run
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    shutil.copy(out / "checkpoint-1.pth", run_dir)
+    shutil.copy(out / "summary.json", run_dir)
+    folder = dataset / "test"
+    pairs = list(zip(sorted(p.name for p in (folder / "Tp").iterdir()), sorted(p.name for p in (folder / "Gt").iterdir())))
+    half = len(pairs) // 2
+    val, test = json_list(folder, pairs[:half], tmp_path / "val.json"), json_list(folder, pairs[half:], tmp_path / "test.json")
+    checkpoint = run_dir / "checkpoint-1.pth"
+    common = ["--image_size", "64", "--num_workers", "0"]
+
+    said = run(capsys, "calibrate", "--checkpoint", checkpoint, "--val_data_path", val, *common).err
+    record = json.loads((run_dir / "threshold.json").read_text())["checkpoint-1.pth"]
+    assert record["images"] == sorted(n for n, _ in pairs[:half]) and record["chosen_on"] == str(val)
+    assert f"pixel threshold {record['pixel_threshold']:.2f}" in said
+    assert json.loads((run_dir / "summary.json").read_text())["thresholds"]["checkpoint-1.pth"]["pixel_threshold"] == record["pixel_threshold"]
+
+    # On other images: F1 at the chosen threshold beside IMDL-BenCo's F1 at 0.5, which stays.
+    run(capsys, "test", "--checkpoint", checkpoint, "--test_data_path", test, *common, "--out", tmp_path / "on-test")
+    (row,) = json.loads((tmp_path / "on-test.json").read_text())
+    assert "pixel-level F1" in row and "pixel-level F1 (validation threshold)" in row
+    # On the images that chose it: left out, and said.
+    said = run(capsys, "test", "--checkpoint", checkpoint, "--test_data_path", val, *common, "--out", tmp_path / "on-val").err
+    (row,) = json.loads((tmp_path / "on-val.json").read_text())
+    assert "pixel-level F1 (validation threshold)" not in row and "pixel-level F1" in row
+    assert f"its thresholds were chosen on {half} of these images" in said
+
+    # predict draws with the chosen threshold and says so; --threshold still wins
+    image = folder / "Tp" / pairs[-1][0]
+    said = run(capsys, "predict", image, "--checkpoint", checkpoint, "--out", tmp_path / "pred", *common).err
+    (result,) = json.loads((tmp_path / "pred" / "predictions.json").read_text()).values()
+    assert result["pixel_threshold"] == record["pixel_threshold"] and "chosen by benco calibrate on" in said
+    run(capsys, "predict", image, "--checkpoint", checkpoint, "--out", tmp_path / "pred2", "--threshold", "0.7", *common)
+    (result,) = json.loads((tmp_path / "pred2" / "predictions.json").read_text()).values()
+    assert result["pixel_threshold"] == 0.7
+
+
+def test_calibrate_names_a_list_without_tampered_images(ncl_run, dataset, tmp_path, capsys):
+    out, _ = ncl_run
+    folder = dataset / "test"
+    image = sorted((folder / "Tp").iterdir())[0]
+    (tmp_path / "authentic.json").write_text(json.dumps([[str(image), "Negative"]]))
+    shutil.copy(out / "checkpoint-1.pth", tmp_path)
+    code, err = error_of(["calibrate", "--checkpoint", tmp_path / "checkpoint-1.pth", "--val_data_path",
+                          tmp_path / "authentic.json", "--image_size", "64", "--num_workers", "0"], capsys)
+    assert code == 2 and err[-1].endswith("no image with tampered pixels; a pixel threshold needs some")
+    assert not (tmp_path / "threshold.json").exists()

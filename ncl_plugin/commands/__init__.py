@@ -4,10 +4,22 @@ Each module holds ``NAME``, a one-line ``SUMMARY``, ``TAKES_CONFIG`` (whether
 ``--config`` files apply), ``parser()`` (its flags) and ``main(argv)``.
 """
 
-from ncl_plugin.commands import bench, compare, complexity, data, predict, robustness, synth, test, train
+from ncl_plugin.commands import (
+    bench,
+    calibrate,
+    compare,
+    complexity,
+    data,
+    predict,
+    robustness,
+    synth,
+    test,
+    train,
+)
 
 COMMANDS = {
-    module.NAME: module for module in (train, test, robustness, complexity, predict, synth, data, compare, bench)
+    module.NAME: module
+    for module in (train, test, calibrate, robustness, complexity, predict, synth, data, compare, bench)
 }
 
 

@@ -34,7 +34,13 @@ def parser() -> Parser:
     p.add_argument("inputs", nargs="+", help="image files or folders")
     flags.checkpoint(p, "a checkpoint file, or a training folder (its best epoch)")
     p.add_argument("--out", default="predictions", help="output folder")
-    p.add_argument("--threshold", default=0.5, type=float, help="mask threshold of the overlay")
+    p.add_argument(
+        "--threshold",
+        default=None,
+        type=float,
+        help="pixel threshold of the overlays and tampered fractions (default: the one `benco calibrate` chose on a "
+        "validation list for this checkpoint, else IMDL-BenCo's 0.5)",
+    )
     p.add_argument(
         "--full_resolution",
         action="store_true",
@@ -124,6 +130,31 @@ def overlay(image: np.ndarray, probability: np.ndarray, threshold: float) -> np.
     return blended.round().astype(np.uint8)
 
 
+def decision_thresholds(given: Optional[float], checkpoint: str) -> Tuple[float, Optional[float]]:
+    """(pixel threshold, image threshold or None): --threshold if given, else those `benco calibrate` chose on a
+    validation list for this checkpoint, else 0.5 and no image verdict. Says which, once."""
+    from ncl_plugin.engine.thresholds import read_record
+
+    chosen = read_record(checkpoint)
+    if given is not None:
+        say(f"pixel threshold {given:.2f} (--threshold)")
+        image = chosen.get("image_threshold") if chosen else None
+    elif chosen:
+        given, image = chosen["pixel_threshold"], chosen.get("image_threshold")
+        say(
+            f"pixel threshold {given:.2f}, chosen by benco calibrate on {chosen.get('chosen_on')} "
+            f"(pixel F1 {chosen['pixel_f1']:.3f} there, {chosen['pixel_f1_at_0.5']:.3f} at 0.5)"
+        )
+    else:
+        given, image = 0.5, None
+        say(
+            "pixel threshold 0.50 (IMDL-BenCo's): no threshold.json beside the checkpoint; `benco calibrate` chooses one"
+        )
+    if image is not None:
+        say(f"image verdicts: 'tampered' above an image score of {image:.4f}, chosen on {chosen.get('chosen_on')}")
+    return given, image
+
+
 def predict(args, model_args, model_class, files: Optional[List[Tuple[Path, Path]]] = None) -> Dict[str, Dict]:
     """Masks and overlays of ``files`` ((image, name below --out) pairs; default: the images of ``args.inputs``)."""
     out = Path(args.out)
@@ -134,6 +165,7 @@ def predict(args, model_args, model_class, files: Optional[List[Tuple[Path, Path
     model, unwrapped = build_model(model_class, args, model_args, device)
     load_weights(unwrapped, checkpoint, args.trust_checkpoint)
     model.eval()
+    pixel_threshold, image_threshold = decision_thresholds(args.threshold, checkpoint)
     transform = preprocessing(args)
     out.mkdir(parents=True, exist_ok=True)
     results, failed, used, capped = {}, [], set(), 0
@@ -161,6 +193,7 @@ def predict(args, model_args, model_class, files: Optional[List[Tuple[Path, Path
         }
         with torch.no_grad():
             output = model(**batch)
+        score = float(output["pred_label"].flatten()[0]) if output.get("pred_label") is not None else None
         probability = output["pred_mask"].float()
         if args.full_resolution:
             probability = probability[..., : seen.shape[0], : seen.shape[1]]
@@ -173,13 +206,18 @@ def predict(args, model_args, model_class, files: Optional[List[Tuple[Path, Path
         mask_path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray((probability * 255).round().astype(np.uint8)).save(mask_path)
         # JPEG: an overlay is for looking at; as PNG a 12-megapixel photograph's took 13 MB
-        Image.fromarray(overlay(image, probability, args.threshold)).save(overlay_path, quality=90)
+        Image.fromarray(overlay(image, probability, pixel_threshold)).save(overlay_path, quality=90)
+        score = float(probability.max()) if score is None else score
         results[str(file)] = {
             "mask": str(mask_path),
             "overlay": str(overlay_path),
-            "score": float(probability.max()),
-            "tampered_fraction": float((probability > args.threshold).mean()),
+            "score": score,
+            "tampered_fraction": float((probability > pixel_threshold).mean()),
+            "pixel_threshold": pixel_threshold,
         }
+        if image_threshold is not None:
+            results[str(file)]["verdict"] = "tampered" if score > image_threshold else "authentic"
+            results[str(file)]["image_threshold"] = image_threshold
     took = time.time() - started
     (out / RESULTS).write_text(json.dumps(results, indent=2))
     each = f", {took / len(results):.2f} s an image" if results else ""

@@ -2,12 +2,13 @@
 
 import os
 import re
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 from ncl_plugin.commands import flags
 from ncl_plugin.config import Parser
+from ncl_plugin.engine import thresholds
 from ncl_plugin.engine.checkpoints import checkpoint_files, load_weights
-from ncl_plugin.terminal import command_log, progress_session, say
+from ncl_plugin.terminal import command_log, progress_session, say, warn
 
 NAME = "test"
 SUMMARY = "test checkpoints on test sets; a table, JSON and CSV"
@@ -43,6 +44,24 @@ def results_stem(args, name: str) -> str:
     return os.path.join(folder, f"{name}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', data)}")
 
 
+def with_chosen_thresholds(make_evaluators, chosen: Optional[Dict], names: List[str], test_set: str, path: str):
+    """The --metrics evaluators, plus F1 at the thresholds `benco calibrate` chose for this checkpoint, unless
+    they were chosen on some of this test set's images: a threshold is never reported on the images that chose it."""
+    from ncl_plugin.engine.metrics import chosen_threshold_evaluators
+
+    if not chosen:
+        return make_evaluators
+    seen = thresholds.overlap(chosen, names)
+    if seen:
+        warn(
+            f"{os.path.basename(path)} on {test_set}: its thresholds were chosen on {len(seen)} of these images "
+            f"(e.g. {seen[0]}, by benco calibrate on {chosen.get('chosen_on')}): F1 at them is left out; "
+            f"F1 at 0.5 stays"
+        )
+        return make_evaluators
+    return lambda: make_evaluators() + chosen_threshold_evaluators(chosen)
+
+
 def test(args, model_args, model_class) -> List[Dict]:
     """Every checkpoint on every test set. Returns one row per (checkpoint, test set)."""
     from ncl_plugin.data import loaders
@@ -58,13 +77,16 @@ def test(args, model_args, model_class) -> List[Dict]:
         name: loaders.test_loader(ds, args, args.distributed) for name, ds in test_datasets(args, post).items()
     }
     model, unwrapped = build_model(model_class, args, model_args, device)
+    names = {name: thresholds.image_names(loader.dataset) for name, loader in test_loaders.items()}
     rows = []
     for epoch, path in checkpoints:
         load_weights(unwrapped, path, args.trust_checkpoint)
-        with progress_session(enabled=is_main()) as progress:
-            results = evaluate(model, test_loaders, make_evaluators, device, epoch, args, progress=progress)
-        for name, metrics in results.items():
-            rows.append({"checkpoint": os.path.basename(path), "epoch": epoch, "test set": name, **metrics})
+        chosen = thresholds.read_record(path)
+        for name, loader in test_loaders.items():
+            evaluators = with_chosen_thresholds(make_evaluators, chosen, names[name], name, path)
+            with progress_session(enabled=is_main()) as progress:
+                results = evaluate(model, {name: loader}, evaluators, device, epoch, args, progress=progress)
+            rows.append({"checkpoint": os.path.basename(path), "epoch": epoch, "test set": name, **results[name]})
     if is_main():
         print_rows(rows, f"benco test: {args.model}", ["checkpoint", "epoch", "test set"])
         json_path, csv_path = write_rows(rows, results_stem(args, "test_results"))

@@ -148,6 +148,26 @@ EVALUATORS: Dict[str, Callable[[], AbstractEvaluator]] = {
 }
 
 
+CHOSEN_PIXEL_F1 = "pixel-level F1 (validation threshold)"
+CHOSEN_IMAGE_F1 = "image-level F1 (validation threshold)"
+
+
+def chosen_threshold_evaluators(chosen: Dict) -> list:
+    """F1 at the thresholds `benco calibrate` chose on a validation list (engine/thresholds.py), named apart
+    from IMDL-BenCo's F1 at 0.5, which stays the column to cite."""
+    from IMDLBenCo import evaluation
+
+    pixel = OverTamperedImages(evaluation.PixelF1(threshold=chosen["pixel_threshold"], mode="origin"))
+    pixel.name = CHOSEN_PIXEL_F1
+    pixel.desc = f"pixel-level F1 at {chosen['pixel_threshold']:.2f}, chosen on {chosen.get('chosen_on')}"
+    found = [pixel]
+    if chosen.get("image_threshold") is not None:
+        image = evaluation.ImageF1(threshold=chosen["image_threshold"])
+        image.name = CHOSEN_IMAGE_F1
+        found.append(image)
+    return found
+
+
 @functools.lru_cache(maxsize=None)
 def _logged_names() -> Dict[str, str]:
     return {metric: make().name for metric, make in EVALUATORS.items()}

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from ncl_plugin.method.deeplab import DeepLabV3PlusNet
+from ncl_plugin.method.image_score import check_image_score, image_score
 from ncl_plugin.method.registries import LOSSES, SAMPLERS
 from ncl_plugin.method.sampler import check_patch_size, classify_patches
 from ncl_plugin.weights import load_pretrained
@@ -43,7 +44,8 @@ class NCL(nn.Module):
     """Non-mutually exclusive contrastive learning (Zhou et al., ICCV 2023) on DeepLabV3+.
 
     forward(image (B, 3, H, W), mask (B, 1, H, W) or None, label (B,) or None) -> dict:
-      pred_mask (B, 1, H, W) probabilities; pred_label (B,) = max of pred_mask per image;
+      pred_mask (B, 1, H, W) probabilities; pred_label (B,) = the image score of pred_mask (--image_score,
+      default its maximum, IMDL-BenCo's convention);
       visual_image {'pred_mask': ...}; and, when a mask is given, backward_loss (scalar)
       and visual_loss (total, pc, ncl, ncl_pn, ncl_se_pos, ncl_se_neg).
     The sampler and the two branches run only in training mode: at inference NCL
@@ -71,10 +73,13 @@ class NCL(nn.Module):
         sampler: str = "TriClassPatchSampler",
         contrastive_loss: str = "NCLContrastiveLoss",
         segmentation_loss: str = "PivotConsistentLoss",
+        image_score: str = "max",
         pretrained_path: str = "",
     ):
         super().__init__()
         check_patch_size(patch_size)
+        check_image_score(image_score)
+        self.image_score = image_score
         if contrast_weight < 0:
             raise ValueError(f"--contrast_weight must be >= 0, got {contrast_weight}")
         if projection_head not in PROJECTION_HEADS:
@@ -137,7 +142,7 @@ class NCL(nn.Module):
         pred_mask = torch.sigmoid(logits[-1].float())
         out = {
             "pred_mask": pred_mask,
-            "pred_label": pred_mask.flatten(1).amax(dim=1),
+            "pred_label": image_score(pred_mask, self.image_score),
             "visual_image": {"pred_mask": pred_mask},
         }
         if mask is None:
@@ -182,6 +187,7 @@ class DeepLabV3Plus(NCL):
         patch_size: int = 32,
         contour_weight: float = 0.0,
         segmentation_loss: str = "PivotConsistentLoss",
+        image_score: str = "max",
         pretrained_path: str = "",
     ):
         super().__init__(
@@ -193,5 +199,6 @@ class DeepLabV3Plus(NCL):
             contrast_weight=0.0,
             contour_weight=contour_weight,
             segmentation_loss=segmentation_loss,
+            image_score=image_score,
             pretrained_path=pretrained_path,
         )

@@ -1,0 +1,155 @@
+"""Decision thresholds chosen on a validation list, carried beside the checkpoint they were chosen for.
+
+IMDL-BenCo cites pixel F1 at a fixed 0.5. A model trained from scratch ranks pixels well with
+probabilities that sit under 0.5 (F1 0.16 at 0.5, 0.34 at the best threshold on CASIA v1.0), so the
+masks a user acts on waste most of what it ranks. ``benco calibrate`` picks, on a validation list,
+the pixel threshold that maximises IMDL-BenCo's pixel F1 (a per-image F1, averaged over the tampered
+images) and the image threshold that maximises image-level F1; ``threshold.json`` keeps them with the
+names of the images they were chosen on, so that ``benco test`` never reports a threshold on the images
+that chose it, and ``benco predict`` draws its overlays and verdicts with them.
+"""
+
+import json
+import os
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional
+
+import torch
+from IMDLBenCo.evaluation import AbstractEvaluator
+
+from ncl_plugin.errors import UsageError
+
+RECORD = "threshold.json"
+# Pixel thresholds tried: 0.01, 0.02, ..., 0.99. Probabilities are binned between them, so the sweep
+# costs one histogram per image whatever the image size.
+STEPS = 100
+GRID = torch.arange(1, STEPS) / STEPS
+
+
+class ThresholdSweep(AbstractEvaluator):
+    """Pixel F1 of every tampered image at every threshold of GRID, and every image's score and label.
+
+    After the epoch, ``pixel_f1`` is the (len(GRID),) mean over tampered images of IMDL-BenCo's
+    per-image F1 at each threshold, ``scores`` and ``labels`` the image-level scores and labels.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = "threshold sweep"
+        self.desc = "pixel F1 at every threshold, image scores"
+        self.pixel_f1: Optional[torch.Tensor] = None
+        self.scores = self.labels = None
+        self.recovery()
+
+    def batch_update(self, predict, mask, shape_mask=None, predict_label=None, label=None, *args, **kwargs):
+        probability = predict.detach().float().flatten(1).clamp(0, 1)
+        target = mask.flatten(1) > 0.5
+        valid = torch.ones_like(target) if shape_mask is None else shape_mask.flatten(1) > 0
+        # bin i holds the pixels above exactly i thresholds of GRID (IMDL-BenCo predicts "p > threshold")
+        bins = torch.bucketize(probability, GRID.to(probability.device))
+        every = torch.zeros(len(bins), STEPS).scatter_add_(1, bins, valid.float())
+        tampered = torch.zeros(len(bins), STEPS).scatter_add_(1, bins, (valid & target).float())
+        # pixels above threshold k / STEPS: the bins from k up
+        predicted = every.flip(1).cumsum(1).flip(1)[:, 1:]
+        hits = tampered.flip(1).cumsum(1).flip(1)[:, 1:]
+        positives = (valid & target).sum(1, keepdim=True).float()
+        f1 = 2 * hits / (predicted + positives).clamp(min=1)
+        keep = positives[:, 0] > 0
+        self.f1_sum += f1[keep].sum(0).double()
+        self.tampered_images += int(keep.sum())
+        if predict_label is not None and label is not None:
+            self.score_list.append(predict_label.detach().float().flatten().cpu())
+            self.label_list.append(label.detach().flatten().cpu())
+        return None
+
+    def remain_update(self, *args, **kwargs):
+        return self.batch_update(*args, **kwargs)
+
+    def epoch_update(self):
+        self.pixel_f1 = self.f1_sum / max(self.tampered_images, 1)
+        self.images_with_tampering = self.tampered_images
+        if self.score_list:
+            self.scores, self.labels = torch.cat(self.score_list), torch.cat(self.label_list)
+        return float(self.pixel_f1.max())
+
+    def recovery(self):
+        self.f1_sum = torch.zeros(STEPS - 1, dtype=torch.float64)
+        self.tampered_images = 0
+        self.score_list, self.label_list = [], []
+
+
+def best_pixel_threshold(pixel_f1: torch.Tensor) -> Dict[str, float]:
+    """The threshold of GRID with the highest mean pixel F1 (the lowest such on a tie), and F1 there and at 0.5."""
+    index = int(torch.argmax(pixel_f1))  # argmax returns the first maximum
+    half = int(torch.argmin((GRID - 0.5).abs()))
+    return {"threshold": round(float(GRID[index]), 4), "f1": float(pixel_f1[index]), "f1_at_0.5": float(pixel_f1[half])}
+
+
+def image_f1(scores: torch.Tensor, labels: torch.Tensor, threshold: float) -> float:
+    """IMDL-BenCo's image-level F1: the tampered class's F1 with score > threshold as 'tampered'."""
+    predicted = (scores > threshold).float()
+    labels = labels.float()
+    tp = float((predicted * labels).sum())
+    fp, fn = float((predicted * (1 - labels)).sum()), float(((1 - predicted) * labels).sum())
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def best_image_threshold(scores: torch.Tensor, labels: torch.Tensor) -> Optional[Dict[str, float]]:
+    """The cut between two distinct image scores with the highest image-level F1; None without both
+    tampered and authentic images (an image threshold needs both to mean anything)."""
+    if scores is None or labels.min() == labels.max():
+        return None
+    distinct = torch.unique(scores)
+    cuts = torch.cat([distinct[:1] - 1e-6, (distinct[1:] + distinct[:-1]) / 2])
+    values = [image_f1(scores, labels, float(c)) for c in cuts]
+    best = max(range(len(cuts)), key=lambda i: values[i])
+    return {"threshold": float(cuts[best]), "f1": values[best], "f1_at_0.5": image_f1(scores, labels, 0.5)}
+
+
+# ---------------------------------------------------------------- the record beside the checkpoint
+def record_path(checkpoint: str) -> Path:
+    return Path(checkpoint).parent / RECORD
+
+
+def image_names(dataset) -> List[str]:
+    """The file names of a dataset's images (IMDL-BenCo's JsonDataset and ManiDataset keep their paths)."""
+    paths = getattr(dataset, "tp_path", None)
+    if paths is None:
+        raise UsageError("the list's image paths could not be read: give a JsonDataset list or a Tp/ Gt/ folder")
+    return sorted(os.path.basename(str(p)) for p in paths)
+
+
+def write_record(checkpoint: str, entry: Dict) -> Path:
+    """threshold.json beside ``checkpoint``, one entry per checkpoint file; the run's summary.json gets a copy."""
+    path = record_path(checkpoint)
+    record = json.loads(path.read_text()) if path.is_file() else {}
+    record[Path(checkpoint).name] = entry
+    _write_json(path, record)
+    summary = path.parent / "summary.json"
+    if summary.is_file():
+        data = json.loads(summary.read_text())
+        data.setdefault("thresholds", {})[Path(checkpoint).name] = {k: v for k, v in entry.items() if k != "images"}
+        _write_json(summary, data)
+    return path
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def read_record(checkpoint: str) -> Optional[Dict]:
+    """The thresholds chosen for this checkpoint file, or None."""
+    path = record_path(checkpoint)
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text()).get(Path(checkpoint).name)
+    except (json.JSONDecodeError, AttributeError):
+        raise UsageError(f"{path}: not a threshold record of benco calibrate; remove it or calibrate again") from None
+
+
+def overlap(entry: Dict, names: Iterable[str]) -> List[str]:
+    """The images of ``names`` the thresholds were chosen on."""
+    return sorted(set(entry.get("images", [])) & set(names))

@@ -1,0 +1,37 @@
+"""Thresholds chosen on a validation list: the sweep and the choice (benco calibrate end to end: test_workflow.py)."""
+import pytest
+import torch
+
+from ncl_plugin.engine import thresholds
+
+
+def sweep_of(probabilities, masks, labels=None, scores=None):
+    sweep = thresholds.ThresholdSweep()
+    sweep.batch_update(predict=probabilities, mask=masks, predict_label=scores, label=labels)
+    sweep.epoch_update()
+    return sweep
+
+
+def test_the_sweep_finds_the_threshold_imdlbenco_f1_is_best_at():
+    from IMDLBenCo.evaluation import PixelF1
+
+    torch.manual_seed(0)
+    masks = torch.zeros(3, 1, 16, 16)
+    masks[0, :, :8], masks[1, :, :, :5], masks[2, :, 4:12, 4:12] = 1, 1, 1
+    # tampered pixels around 0.3, authentic around 0.15, overlapping: the best cut is neither 0.5 nor a bin edge
+    probabilities = torch.where(masks > 0, 0.3 + 0.08 * torch.randn_like(masks), 0.15 + 0.08 * torch.randn_like(masks))
+    sweep = sweep_of(probabilities.clamp(0, 1), masks)
+    chosen = thresholds.best_pixel_threshold(sweep.pixel_f1)
+    # IMDL-BenCo's own per-image F1 at every threshold of the grid, averaged over the images
+    imdlbenco = [PixelF1(threshold=float(t), mode="origin").batch_update(probabilities.clamp(0, 1), masks).mean()
+                 for t in thresholds.GRID]
+    assert torch.allclose(sweep.pixel_f1.float(), torch.stack(imdlbenco).float(), atol=1e-5)
+    assert chosen["threshold"] == pytest.approx(float(thresholds.GRID[int(torch.stack(imdlbenco).argmax())]))
+    assert 0.15 < chosen["threshold"] < 0.3 and chosen["f1"] > chosen["f1_at_0.5"]
+
+
+def test_the_image_threshold_needs_both_kinds_of_image():
+    scores, labels = torch.tensor([0.9, 0.8, 0.4, 0.2]), torch.tensor([1, 1, 0, 0])
+    best = thresholds.best_image_threshold(scores, labels)
+    assert 0.4 < best["threshold"] < 0.8 and best["f1"] == 1.0 and best["f1_at_0.5"] == 1.0
+    assert thresholds.best_image_threshold(scores, torch.ones(4, dtype=torch.long)) is None
