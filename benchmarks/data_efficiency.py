@@ -26,7 +26,8 @@ every run takes the recipe's steps on the whole list (its epochs x size // 8), r
 of the schedule and reported at their last epoch (the test set chooses nothing), on --test_data_path.
 Seeds: 2 a point (`--seeds`: those at every size). --whole_from takes the whole list's point from the
 finished runs of `benco bench --config` with the same recipe and lists (the real-data table's folder)
-instead of training it again: the same recipe and steps on the same images, checked run by run.
+instead of training it again: the same recipe and steps on the same images, checked run by run (by the
+digest of the images each run's lists held, wherever those lists lie: a fresh clone takes the kept runs).
 --pretrained_path adds NCL started from a checkpoint trained on generated images (ncl-synthetic-init),
 at the same steps, at the curve's two smallest sizes (where real data is scarcest):
 
@@ -180,10 +181,10 @@ BENCH_FLAGS = {"--model", "--config", "--metrics", "--data_path", "--test_data_p
 
 def whole_from(table: Path, labels, seeds, size: int, args, models=MODELS):
     """{run folder: curve name (n<size>-<model>-seed<N>)}: the whole list's point taken from a finished
-    benco bench table with the same recipe, training and test lists; anything else is refused by name."""
-    def same_file(a, b):
-        return Path(a).resolve() == Path(b).resolve()
-
+    benco bench table with the same recipe, training and test lists; anything else is refused by name.
+    The lists are compared by the images they hold (the digest each run recorded), not by where they lie:
+    a fresh clone at another path, with lists of the same images, takes the committed runs."""
+    from ncl_plugin.bench.datarefs import same_data
     from ncl_plugin.zoo.recipes import recipe
 
     taken = {}
@@ -196,12 +197,13 @@ def whole_from(table: Path, labels, seeds, size: int, args, models=MODELS):
             if not (folder / "summary.json").exists() or not record.exists():
                 raise SystemExit(f"--whole_from: {folder} is not a finished benco bench run; finish the table "
                                  "first (the same benco bench command resumes it) or leave --whole_from out")
-            command = json.loads(record.read_text())["command"]
+            recorded = json.loads(record.read_text())
+            command = recorded["command"]
             flags = dict(zip(command[1::2], command[2::2]))
             wanted = {"--model": model, "--config": args.config, "--seed": str(seed), **dict(zip(own[::2], own[1::2]))}
             differs = [f for f, v in wanted.items() if flags.get(f) != v]
             differs += [f for f in ("--data_path", "--test_data_path")
-                        if f not in flags or not same_file(flags[f], getattr(args, f[2:]))]
+                        if f not in flags or not same_data(recorded, f, getattr(args, f[2:]))]
             differs += sorted(set(flags) - BENCH_FLAGS - set(own[::2]))
             if differs:
                 raise SystemExit(f"--whole_from: {record} was run with other {', '.join(differs)} than this curve; "

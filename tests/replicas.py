@@ -359,3 +359,28 @@ def cocoglide(root):
     skipped[save_mask(root / "mask" / "cat_000632_mask.png", box_mask())] = "mask without an image"
     skipped[other_file(root / "table.csv", "real,fake,mask,prompt\n")] = "not an image file"
     return root, tampered, authentic, skipped
+
+
+def casiav1_split_lists(folder, sides=("train", "test")):
+    """The project's CASIA v1.0 split (configs/splits/casiav1) as `benco data casiav1` and `benco data split
+    --names casiav1` list it: the same image names, authentic (Au_) ones "Negative", the others with their
+    ``_gt.png`` mask, all below ``folder``. Names only: no file is written but the lists, which is all a
+    table rebuilt from kept runs (--no_train) reads of them."""
+    import json
+
+    names = Path(__file__).resolve().parents[1] / "configs" / "splits" / "casiav1"
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    lists = {}
+    for side in sides:
+        rows = []
+        for name in (n.strip() for n in (names / f"{side}.txt").read_text().splitlines()):
+            if not name or name.startswith("#"):
+                continue
+            authentic = name.startswith("Au_")
+            image = folder / "CASIA1.0" / ("Au" if authentic else "Sp") / name
+            mask = "Negative" if authentic else str(folder / "CASIA 1.0 groundtruth" / f"{Path(name).stem}_gt.png")
+            rows.append([str(image), mask])
+        lists[side] = folder / f"{side}.json"
+        lists[side].write_text(json.dumps(rows, indent=0))
+    return lists

@@ -25,26 +25,108 @@ def test_empty_tp_folder(tmp_path, capsys):
     assert code == 2 and err == [f"benco train: error: --data_path {tmp_path / 'set'}: Tp/ is empty"]
 
 
-def test_tp_and_gt_counts_differ(dataset, tmp_path, capsys):
+def test_tp_and_gt_counts_differ_where_no_name_pairs(dataset, tmp_path, capsys):
+    """Two naming schemes (no mask named after any image) are paired in sorted order, which needs equal counts."""
     folder = copy_mani(dataset / "train", tmp_path / "set", count=5)
-    extra = sorted((folder / "Gt").iterdir())[0]
-    extra.rename(folder / "Gt" / "zz_orphan.png")
+    for n, mask in enumerate(sorted((folder / "Gt").iterdir())):
+        mask.rename(folder / "Gt" / f"{n}forged.png")
     (folder / "Tp" / "yy_alone.png").write_bytes(b"")
     code, err = error_of(train_args(folder, dataset / "test", tmp_path / "out"), capsys)
     assert code == 2 and len(err) == 1
-    assert "Tp/ has 6 files but Gt/ has 5; they are paired in sorted order; for example" in err[0]
+    assert "Tp/ has 6 files but Gt/ has 5, and no mask is named after an image" in err[0]
 
 
 def test_a_renamed_mask_is_named_not_paired_by_order(dataset, tmp_path, capsys):
     """One mask renamed: ManiDataset's sorted order would score every later image against another image's
-    mask (5 of 8 here). Pairs that share no name cannot hide: the files are named, nothing trains."""
+    mask (5 of 8 here). The other names still pair: the files without a partner are named, nothing trains."""
     folder = copy_mani(dataset / "train", tmp_path / "set", count=8)
     third = sorted((folder / "Gt").iterdir())[2]
     third.rename(folder / "Gt" / "zz_renamed.png")
     code, err = error_of(train_args(folder, dataset / "test", tmp_path / "out"), capsys)
     assert code == 2 and len(err) == 1
-    assert "pairs do not share a name" in err[0] and f"Tp/{third.name}" in err[0] and "Gt/zz_renamed.png" in err[0]
+    assert "7 of 8 images have their mask, but 2 files do not pair" in err[0]
+    assert f"Tp/{third.name}" in err[0] and "Gt/zz_renamed.png" in err[0]
     assert not (tmp_path / "out" / "log.txt").exists()
+
+
+# CASIA v2.0's naming: Tp_<kind>_<...>_<source ids>_<number>.tif, its mask <name>_gt.png
+CASIA_NAMES = [f"Tp_D_CND_M_N_ani{a:05d}_sec{b:05d}_{n:05d}" for a, b, n in
+               ((18, 96, 138), (20, 41, 139), (23, 77, 140), (31, 12, 141), (45, 90, 142))]
+
+
+def casia_folder(root: Path, names=CASIA_NAMES, mask_name="{}_gt.png") -> Path:
+    """A Tp/+Gt/ folder of CASIA-named images of one size, each mask a different box: a mask scored against
+    another image would be told apart by its pixels."""
+    from replicas import box_mask, image, save_mask
+
+    for n, name in enumerate(names):
+        image(root / "Tp" / f"{name}.tif", seed=n)
+        save_mask(root / "Gt" / mask_name.format(name), box_mask(box=(2 + 4 * n, 2, 8 + 4 * n, 12)))
+    return root
+
+
+def test_the_first_mask_renamed_to_sort_last_is_an_error_not_a_shift(tmp_path, capsys):
+    """5 CASIA images with the first mask renamed zzz_<its name>.png: sorted order shifted every pair by one
+    (the old check took a folder where no pair shares a name for one of two naming schemes, and trained
+    on the wrong masks), although four mask names still match their images exactly."""
+    folder = casia_folder(tmp_path / "casia", mask_name="{}.png")
+    first = folder / "Gt" / f"{CASIA_NAMES[0]}.png"
+    first.rename(folder / "Gt" / f"zzz_{first.name}")
+    code, err = error_of(train_args(folder, folder, tmp_path / "out"), capsys)
+    assert code == 2 and len(err) == 1, err
+    assert f"--data_path {folder}: Tp/ and Gt/ are paired by name, and 4 of 5 images have their mask" in err[0]
+    assert f"without a partner of their name: Tp/{CASIA_NAMES[0]}.tif, Gt/zzz_{CASIA_NAMES[0]}.png" in err[0]
+    assert not (tmp_path / "out" / "log.txt").exists()
+
+
+def test_a_folder_where_only_some_names_pair_names_a_few_files_and_counts_the_rest(tmp_path):
+    from ncl_plugin.data.checks import check_mani_folder
+    from ncl_plugin.errors import UsageError
+
+    folder = casia_folder(tmp_path / "casia")
+    for n, name in enumerate(CASIA_NAMES[1:4]):
+        (folder / "Gt" / f"{name}_gt.png").rename(folder / "Gt" / f"mask{n}.png")
+    (folder / "Gt" / f"{CASIA_NAMES[0]}_mask.png").write_bytes(b"")  # a second mask named after one image
+    with pytest.raises(UsageError) as raised:
+        check_mani_folder(str(folder), "--data_path")
+    message = str(raised.value)
+    assert "\n" not in message and "1 of 5 images have their mask, but 8 files do not pair" in message
+    assert (f"without a partner of their name: Tp/{CASIA_NAMES[1]}.tif, Tp/{CASIA_NAMES[2]}.tif, "
+            f"Tp/{CASIA_NAMES[3]}.tif, Gt/mask0.png and 2 more") in message
+    assert f"sharing one name: Gt/{CASIA_NAMES[0]}_gt.png, Gt/{CASIA_NAMES[0]}_mask.png" in message
+    assert "name each mask after its image (x.jpg with x.png, x_gt.png or x_mask.png)" in message
+
+
+def test_imdlbenco_is_given_the_pairs_by_name_where_sorted_order_would_differ(tmp_path):
+    """a.tif and a1.tif with a_gt.png and a1_gt.png: sorted, 'a1_gt.png' comes before 'a_gt.png', and
+    IMDL-BenCo's ManiDataset (it sorts both folders) paired each image with the other's mask. The dataset
+    training reads, alone or inside a BalancedDataset, holds the checked pairs."""
+    import argparse
+
+    from ncl_plugin.data import loaders
+
+    folder = casia_folder(tmp_path / "set", names=["a", "a1", "b"])
+    options = argparse.Namespace(if_padding=False, if_resizing=True, image_size=32, edge_mask_width=None)
+    dataset = loaders.build_dataset(str(folder), options, loaders.test_transform(), None)
+    assert [(Path(t).stem, Path(g).name) for t, g in zip(dataset.tp_path, dataset.gt_path)] == [
+        ("a", "a_gt.png"), ("a1", "a1_gt.png"), ("b", "b_gt.png")]
+    balanced = tmp_path / "balanced.json"
+    balanced.write_text(json.dumps([["ManiDataset", str(folder)]]))
+    (member,) = loaders.build_dataset(str(balanced), options, loaders.test_transform(), None).dataset_list
+    assert [Path(g).name for g in member.gt_path] == ["a_gt.png", "a1_gt.png", "b_gt.png"]
+
+
+def test_a_folder_of_two_naming_schemes_is_still_paired_in_sorted_order(tmp_path):
+    from ncl_plugin.data.checks import check_mani_folder
+    from replicas import box_mask, image, save_mask
+
+    folder = tmp_path / "two-schemes"
+    for n in (1, 2, 10):
+        image(folder / "Tp" / f"{n}t.tif", seed=n)
+        save_mask(folder / "Gt" / f"{n}forged.png", box_mask())
+    images, masks = check_mani_folder(str(folder), "--data_path")
+    assert [(Path(i).name, Path(m).name) for i, m in zip(images, masks)] == [
+        ("10t.tif", "10forged.png"), ("1t.tif", "1forged.png"), ("2t.tif", "2forged.png")]
 
 
 def test_masks_named_after_their_images_pair(dataset, tmp_path, capsys):

@@ -2,10 +2,12 @@
 
 Kept benchmark runs keep what their tables read (log.txt, summary.json, bench.json, a test's result), never
 training output nothing reads; no tracked path holds a character Windows refuses; the
-benchmarks folder stays small; a summary names its checkpoints, not the machine's paths.
+benchmarks folder stays small; a summary names its checkpoints, not the machine's paths; a kept run
+names its data as any clone can read it, and pins it by the images it held.
 """
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -48,3 +50,30 @@ def test_kept_summaries_name_their_checkpoints_not_the_machine():
         summary = json.loads((ROOT / path).read_text())
         assert all("/" not in c for c in summary.get("checkpoints", [])), path
         assert not str(summary.get("output_dir", "")).startswith("/"), path
+
+
+def strings_in(value):
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from strings_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings_in(item)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_kept_runs_name_their_data_as_any_clone_can_read_it():
+    """No absolute path (a cache in a home folder, a data disk, the clone's own folder): data_efficiency.py
+    --whole_from and the runner take a kept run in a clone anywhere by the images its lists held, which its
+    bench.json pins by a digest."""
+    from ncl_plugin.bench.datarefs import DATA_FLAGS, flag_value
+
+    records = [p for p in tracked() if p.startswith("benchmarks/results/runs/") and p.endswith(".json")]
+    for path in records:
+        record = json.loads((ROOT / path).read_text())
+        absolute = [s for s in strings_in(record) if re.search(r"(^|[ (;=])/\w", s)]
+        assert not absolute, f"{path} names a path of the machine it ran on: {absolute[0]}"
+        if path.endswith("/bench.json"):
+            for flag in (f for f in DATA_FLAGS if flag_value(record["command"], f)):
+                assert record.get("data", {}).get(flag, {}).get("digest"), f"{path}: {flag} is not pinned by a digest"

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
+from ncl_plugin.bench import datarefs
 from ncl_plugin.engine.metrics import SELECTION_RULE, best_epoch, evaluator_name
 from ncl_plugin.engine.training_log import read_log, tested_epochs
 from ncl_plugin.errors import UsageError
@@ -145,6 +146,7 @@ def load_run(path: str, select: str) -> Run:
             settings = {**data.get("args", {}), **data.get("model_args", {})}
     else:
         raise UsageError(f"{path}: neither a training folder (log.txt) nor a benco test result (test_results.json)")
+    settings = _portable_data(settings)
     return Run(
         name=folder.name if folder.is_dir() else folder.stem,
         path=str(path),
@@ -154,6 +156,17 @@ def load_run(path: str, select: str) -> Run:
         seed=settings.get("seed"),
         costs=run_costs(data, rows),
     )
+
+
+DATA_SETTINGS = ("data_path", "test_data_path")
+
+
+def _portable_data(settings: Dict) -> Dict:
+    """Runs on the same lists share a row wherever the clone lies: a data path is read as its portable
+    reference (relative to the repository, inside the synthetic sets' cache), not as this machine's path."""
+    return {
+        k: datarefs.reference(v) if k in DATA_SETTINGS and isinstance(v, str) and v else v for k, v in settings.items()
+    }
 
 
 def group(runs: List[Run], labels: Optional[Dict[str, str]] = None) -> List[Row]:

@@ -5,8 +5,10 @@ A :class:`Job` is one row of the final table (a model, optionally with flags of
 its own); it runs once per seed, each run in ``<out>/<job>-seed<N>`` through
 ``python -m ncl_plugin train`` in a subprocess, with ``--resume auto``: a run
 that was interrupted continues where it stopped, a finished one is kept. Each
-folder records the command it was trained with (``bench.json``), so that a
-second call with another budget does not silently mix two budgets in one table.
+folder records the command it was trained with and what its data holds
+(``bench.json``, :mod:`.datarefs`), so that a second call with another budget
+or other data does not silently mix them in one table, while the same lists at
+another path (a fresh clone, another machine) are the same data.
 :func:`jobs` turns ``--models`` into jobs: each model's recipe from :mod:`zoo`, its own flags
 (``ncl:contrast_weight=0``), and the shared :class:`Budget`.
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ncl_plugin import zoo
+from ncl_plugin.bench import datarefs
 from ncl_plugin.engine.checkpoints import INTERRUPTED_NAME
 from ncl_plugin.engine.metrics import mean_metrics
 from ncl_plugin.engine.training_log import SUMMARY_NAME, read_log
@@ -106,14 +109,13 @@ def plan(jobs: Sequence[Job], seeds: Sequence[int], budget: List[str], out: Path
 
 
 def check_records(runs: Sequence[Run]) -> None:
-    """A folder trained with another command is an error before anything trains: results of two
-    budgets would otherwise share a row."""
+    """A folder trained with another command, or on other data, is an error before anything trains: results
+    of two budgets would otherwise share a row. Data is compared by what it holds, not by where it lies."""
     for run in runs:
         record = run.folder / RECORD
         if record.is_file():
-            before = json.loads(record.read_text()).get("command")
-            if before != run.command:
-                changed = sorted(set(before or []) ^ set(run.command))
+            changed = datarefs.differences(json.loads(record.read_text()), run.command)
+            if changed:
                 raise UsageError(
                     f"{run.folder} was trained with another command (differs in {' '.join(changed[:6])}); "
                     "give another --out, or delete that folder to train it again"
@@ -163,7 +165,7 @@ def execute(
             say(f"{where}: done before, kept ({_result_line(run.folder, select)})")
             continue
         run.folder.mkdir(parents=True, exist_ok=True)
-        (run.folder / RECORD).write_text(json.dumps({"command": run.command}, indent=1))
+        (run.folder / RECORD).write_text(json.dumps(datarefs.record(run.command), indent=1))
         command = [
             sys.executable,
             "-m",

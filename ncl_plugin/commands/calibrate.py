@@ -6,6 +6,7 @@ from typing import Dict, List
 from ncl_plugin.commands import flags
 from ncl_plugin.config import Parser
 from ncl_plugin.engine.checkpoints import best_checkpoint, load_weights
+from ncl_plugin.errors import UsageError
 from ncl_plugin.terminal import command_log, progress_session, say
 
 NAME = "calibrate"
@@ -46,7 +47,7 @@ def calibrate(args, model_args, model_class) -> Dict:
     args.test_data_path = args.val_data_path
     datasets = test_datasets(args, loaders.post_function(args.model))
     if len(datasets) != 1:
-        raise_usage(f"--val_data_path {args.val_data_path}: give one list, not a map of {len(datasets)} test sets")
+        raise UsageError(f"--val_data_path {args.val_data_path}: give one list, not a map of {len(datasets)} test sets")
     ((name, dataset),) = datasets.items()
     loader = loaders.test_loader(dataset, args, False)
     model, unwrapped = build_model(model_class, args, model_args, device)
@@ -55,7 +56,7 @@ def calibrate(args, model_args, model_class) -> Dict:
     with progress_session() as progress:
         evaluate(model, {name: loader}, lambda: [sweep], device, 0, args, progress=progress)
     if sweep.images_with_tampering == 0:
-        raise_usage(
+        raise UsageError(
             f"--val_data_path {args.val_data_path}: no image with tampered pixels; a pixel threshold needs some"
         )
     pixel = thresholds.best_pixel_threshold(sweep.pixel_f1)
@@ -83,12 +84,6 @@ def calibrate(args, model_args, model_class) -> Dict:
         say(f"no image threshold: {name} does not hold both tampered and authentic images")
     say(f"Wrote {path} (for {os.path.basename(checkpoint)}; chosen on {len(names)} images, never to be tested on)")
     return entry
-
-
-def raise_usage(message: str) -> None:
-    from ncl_plugin.errors import UsageError
-
-    raise UsageError(message)
 
 
 def main(argv: List[str]) -> int:

@@ -132,8 +132,10 @@ def problems_of(tp_paths: Sequence[str], gt_paths: Sequence[str]) -> List[Tuple[
     return found
 
 
-def check_mani_folder(path: str, flag: str) -> None:
-    """A ManiDataset folder pairs Tp/ and Gt/ files in sorted order: they must exist, be non-empty and match."""
+def check_mani_folder(path: str, flag: str) -> Tuple[List[str], List[str]]:
+    """A ManiDataset folder's (images, masks), checked and paired: Tp/ and Gt/ must exist and be non-empty,
+    each mask is paired with the image it is named after, and sorted order pairs only a folder whose names
+    share nothing (two naming schemes). Returns the paths in pairing order, for :func:`pair_mani_dataset`."""
     tp_dir, gt_dir = os.path.join(path, "Tp"), os.path.join(path, "Gt")
     for sub in (tp_dir, gt_dir):
         if not os.path.isdir(sub):
@@ -143,19 +145,24 @@ def check_mani_folder(path: str, flag: str) -> None:
     tp, gt = sorted(os.listdir(tp_dir)), sorted(os.listdir(gt_dir))
     if not tp:
         raise UsageError(f"{flag} {path}: Tp/ is empty")
-    if len(tp) != len(gt):
-        tp_stems = {os.path.splitext(n)[0] for n in tp}
-        gt_stems = {os.path.splitext(n)[0] for n in gt}
-        alone = sorted(tp_stems - gt_stems) or sorted(gt_stems - tp_stems)
-        example = f"; for example {alone[0]!r} has no partner" if alone else ""
-        raise UsageError(
-            f"{flag} {path}: Tp/ has {len(tp)} files but Gt/ has {len(gt)}; they are paired in sorted order{example}"
-        )
-    _check_pairs_share_names(tp, gt, path, flag)
+    pairs = _pairs_by_name(tp, gt, path, flag)
+    if pairs is None:
+        _check_sorted_counts(tp, gt, path, flag)
+        pairs = list(zip(tp, gt))
+    return [os.path.join(tp_dir, t) for t, _ in pairs], [os.path.join(gt_dir, g) for _, g in pairs]
+
+
+def pair_mani_dataset(dataset, pairs: Tuple[List[str], List[str]]):
+    """IMDL-BenCo's ManiDataset pairs the n-th image of Tp/ with the n-th mask of Gt/ in sorted order, which
+    differs from pairing by name wherever one name sorts apart from its partner (a.jpg, a1.jpg with a_gt.png,
+    a1_gt.png): it is given the pairs :func:`check_mani_folder` checked instead."""
+    dataset.tp_path, dataset.gt_path = list(pairs[0]), list(pairs[1])
+    return dataset
 
 
 # How datasets name a mask after its image: x.jpg -> x_gt.png (CASIA), x_mask.png, x_edgemask.jpg (Columbia).
 MASK_SUFFIXES = ("_gt", "-gt", "_mask", "-mask", "_edgemask", "_groundtruth")
+NAMED_LIMIT = 4  # unpaired files an error names before it counts the rest
 
 
 def _partner_name(file: str) -> str:
@@ -166,25 +173,55 @@ def _partner_name(file: str) -> str:
     return stem
 
 
-def _check_pairs_share_names(tp: Sequence[str], gt: Sequence[str], path: str, flag: str) -> None:
-    """IMDL-BenCo's ManiDataset pairs the n-th image with the n-th mask in sorted order. Where some pairs
-    share a name and others do not, a mask is missing, renamed or extra, and every pair after it is
-    scored against another image's mask: an error, naming the files. A folder whose images and masks
-    follow two naming schemes (no pair shares a name: 1t.tif with 1forged.tif) is left to that order."""
-    differ = [(t, g) for t, g in zip(tp, gt) if _partner_name(t) != _partner_name(g)]
-    if not differ or len(differ) == len(tp):
-        return
-    masks = {_partner_name(g) for g in gt}
-    images = {_partner_name(t) for t in tp}
-    alone = [f"Tp/{t}" for t in tp if _partner_name(t) not in masks] + [
-        f"Gt/{g}" for g in gt if _partner_name(g) not in images
-    ]
-    unpaired = f"; without a partner of their name: {', '.join(alone[:4])}" + (" ..." if len(alone) > 4 else "")
-    raise UsageError(
-        f"{flag} {path}: Tp/ and Gt/ are paired in sorted order, and {len(differ)} of {len(tp)} pairs do not share "
-        f"a name (first: Tp/{differ[0][0]} with Gt/{differ[0][1]}){unpaired if alone else ''}; rename them so that "
-        f"each mask is named after its image, or give a JsonDataset list"
-    )
+def _named(files: Sequence[str]) -> str:
+    """A few files by name, then how many more."""
+    shown = ", ".join(files[:NAMED_LIMIT])
+    return shown + (f" and {len(files) - NAMED_LIMIT} more" if len(files) > NAMED_LIMIT else "")
+
+
+def _by_name(files: Sequence[str]) -> dict:
+    """{the name an image and its mask share: [files]}"""
+    found = {}
+    for name in files:
+        found.setdefault(_partner_name(name), []).append(name)
+    return found
+
+
+def _sharing_a_name(folder: str, by_name: dict) -> List[str]:
+    """Files of one folder that share their name with another: which mask is whose cannot be told."""
+    return [f"{folder}/{name}" for names in by_name.values() if len(names) > 1 for name in names]
+
+
+def _pairs_by_name(tp: Sequence[str], gt: Sequence[str], path: str, flag: str) -> Optional[List[Tuple[str, str]]]:
+    """(image, mask) file names paired by name, in the images' order; None when no mask is named after any
+    image (a folder of two naming schemes, 1t.tif with 1forged.tif, left to sorted order). Where some names
+    pair and others do not, a mask is missing, renamed or extra, and sorted order would score images against
+    other images' masks: an error naming the files without a partner, or with two."""
+    images, masks = _by_name(tp), _by_name(gt)
+    if not images.keys() & masks.keys():
+        return None
+    alone = [f"Tp/{t}" for t in tp if _partner_name(t) not in masks]
+    alone += [f"Gt/{g}" for g in gt if _partner_name(g) not in images]
+    doubled = _sharing_a_name("Tp", images) + _sharing_a_name("Gt", masks)
+    if alone or doubled:
+        paired = sum(1 for key in images.keys() & masks.keys() if len(images[key]) == len(masks[key]) == 1)
+        problems = [f"without a partner of their name: {_named(alone)}"] if alone else []
+        problems += [f"sharing one name: {_named(doubled)}"] if doubled else []
+        raise UsageError(
+            f"{flag} {path}: Tp/ and Gt/ are paired by name, and {paired} of {len(tp)} images have their mask, "
+            f"but {len(alone) + len(doubled)} files do not pair ({'; '.join(problems)}); name each mask after "
+            f"its image (x.jpg with x.png, x_gt.png or x_mask.png) and remove extra files, or give a JsonDataset list"
+        )
+    return [(t, masks[_partner_name(t)][0]) for t in tp]
+
+
+def _check_sorted_counts(tp: Sequence[str], gt: Sequence[str], path: str, flag: str) -> None:
+    if len(tp) != len(gt):
+        raise UsageError(
+            f"{flag} {path}: Tp/ has {len(tp)} files but Gt/ has {len(gt)}, and no mask is named after an image, "
+            f"so they would be paired in sorted order; name each mask after its image (x.jpg with x.png, "
+            f"x_gt.png or x_mask.png), or give a JsonDataset list"
+        )
 
 
 class SkipCounter:

@@ -11,7 +11,7 @@ from IMDLBenCo.datasets import BalancedDataset, JsonDataset, ManiDataset
 from IMDLBenCo.registry import DATASETS, POSTFUNCS
 from IMDLBenCo.transforms import RandomCopyMove, RandomInpainting
 
-from ncl_plugin.data.checks import NEGATIVE, check_mani_folder, sub_datasets
+from ncl_plugin.data.checks import NEGATIVE, check_mani_folder, pair_mani_dataset, sub_datasets
 from ncl_plugin.errors import UsageError
 from ncl_plugin.terminal import say
 
@@ -106,8 +106,8 @@ def build_dataset(path: str, args, transform, post, flag: str = "--data_path"):
     missing(path, flag)
     options = _dataset_options(args, transform, post)
     if os.path.isdir(path):
-        check_mani_folder(path, flag)
-        return ManiDataset(path, **options)
+        pairs = check_mani_folder(path, flag)
+        return pair_mani_dataset(ManiDataset(path, **options), pairs)
     entries = _read_json(path, flag)
     if isinstance(entries, dict):
         raise UsageError(
@@ -122,11 +122,16 @@ def build_dataset(path: str, args, transform, post, flag: str = "--data_path"):
                 f'{flag} {path}: entry {index} is {entry!r}; expected [image path, mask path or "Negative"]'
             )
     if DATASETS.has(entries[0][0]):
+        checked = {}
         for name, member in entries:
             missing(member, f"{flag} {path}: {name}")
             if name == "ManiDataset":
-                check_mani_folder(member, f"{flag} {path}: {name}")
-        return BalancedDataset(path, **options)
+                checked[member] = check_mani_folder(member, f"{flag} {path}: {name}")
+        balanced = BalancedDataset(path, **options)
+        for member in balanced.dataset_list:
+            if isinstance(member, ManiDataset):
+                pair_mani_dataset(member, checked[member.entry_path])
+        return balanced
     if not os.path.isfile(entries[0][0]):
         raise UsageError(
             f"{flag} {path}: entry 0: {entries[0][0]}: no such file (relative paths count from the current folder)"
