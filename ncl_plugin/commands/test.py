@@ -44,14 +44,14 @@ def results_stem(args, name: str) -> str:
     return os.path.join(folder, f"{name}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', data)}")
 
 
-def with_chosen_thresholds(make_evaluators, chosen: Optional[Dict], names: List[str], test_set: str, path: str):
+def with_chosen_thresholds(make_evaluators, chosen: Optional[Dict], dataset, test_set: str, path: str):
     """The --metrics evaluators, plus F1 at the thresholds `benco calibrate` chose for this checkpoint, unless
     they were chosen on some of this test set's images: a threshold is never reported on the images that chose it."""
     from ncl_plugin.engine.metrics import chosen_threshold_evaluators
 
     if not chosen:
         return make_evaluators
-    seen = thresholds.overlap(chosen, names)
+    seen = thresholds.overlap(chosen, thresholds.image_names(dataset))
     if seen:
         warn(
             f"{os.path.basename(path)} on {test_set}: its thresholds were chosen on {len(seen)} of these images "
@@ -77,13 +77,12 @@ def test(args, model_args, model_class) -> List[Dict]:
         name: loaders.test_loader(ds, args, args.distributed) for name, ds in test_datasets(args, post).items()
     }
     model, unwrapped = build_model(model_class, args, model_args, device)
-    names = {name: thresholds.image_names(loader.dataset) for name, loader in test_loaders.items()}
     rows = []
     for epoch, path in checkpoints:
         load_weights(unwrapped, path, args.trust_checkpoint)
         chosen = thresholds.read_record(path)
         for name, loader in test_loaders.items():
-            evaluators = with_chosen_thresholds(make_evaluators, chosen, names[name], name, path)
+            evaluators = with_chosen_thresholds(make_evaluators, chosen, loader.dataset, name, path)
             with progress_session(enabled=is_main()) as progress:
                 results = evaluate(model, {name: loader}, evaluators, device, epoch, args, progress=progress)
             rows.append({"checkpoint": os.path.basename(path), "epoch": epoch, "test set": name, **results[name]})

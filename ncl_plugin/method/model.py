@@ -13,11 +13,12 @@ import torch.nn as nn
 
 from ncl_plugin.method.deeplab import DeepLabV3PlusNet
 from ncl_plugin.method.image_score import check_image_score, image_score
+from ncl_plugin.method.losses.ncl_contrastive import TERMS
 from ncl_plugin.method.registries import LOSSES, SAMPLERS
 from ncl_plugin.method.sampler import check_patch_size, classify_patches
 from ncl_plugin.weights import load_pretrained
 
-TERM_KEYS = ("ncl_pn", "ncl_se_pos", "ncl_se_neg")
+TERM_KEYS = tuple(f"ncl_{t}" for t in TERMS)
 # Each term beside its chance value and the share of images it is defined on (see NCLContrastiveLoss).
 VISUAL_LOSS_KEYS = (
     ("total", "pc", "ncl")
