@@ -273,8 +273,9 @@ def test_image_score_choices_read_the_mask_differently():
     top = image_score(masks, "top1")  # the top 4 pixels of 400
     assert top[0].item() == pytest.approx(0.95 / 4) and top[1].item() == pytest.approx(0.6)
     assert image_score(masks, "area").tolist() == pytest.approx([1 / 400, 0.5])
-    with pytest.raises(ValueError, match="--image_score 'mean': use max, top1, area"):
-        NCL(backbone="resnet18", patch_size=16, image_score="mean")
+    assert image_score(masks, "mean").tolist() == pytest.approx([0.95 / 400, 0.3])
+    with pytest.raises(ValueError, match="--image_score 'median': use max, top1, area, mean"):
+        NCL(backbone="resnet18", patch_size=16, image_score="median")
     model = NCL(backbone="resnet18", patch_size=16, image_score="area").eval()
     out = model(torch.randn(2, 3, 64, 64))
     assert torch.equal(out["pred_label"], image_score(out["pred_mask"], "area"))

@@ -35,3 +35,22 @@ def test_the_image_threshold_needs_both_kinds_of_image():
     best = thresholds.best_image_threshold(scores, labels)
     assert 0.4 < best["threshold"] < 0.8 and best["f1"] == 1.0 and best["f1_at_0.5"] == 1.0
     assert thresholds.best_image_threshold(scores, torch.ones(4, dtype=torch.long)) is None
+
+
+def test_one_pass_compares_every_image_score_on_the_same_images():
+    # Two tampered images whose masks mark a region; two authentic ones with a single stray bright pixel.
+    # The maximum ranks the authentic images first; the mean and top-1% see the regions and rank correctly.
+    masks = torch.zeros(4, 1, 20, 20)
+    masks[:2, :, :10] = 1
+    probabilities = torch.full((4, 1, 20, 20), 0.05)
+    probabilities[:2, :, :10] = 0.4
+    probabilities[2:, :, 0, 0] = 0.99
+    labels = torch.tensor([1, 1, 0, 0])
+    sweep = sweep_of(probabilities, masks, labels, scores=probabilities.flatten(1).amax(1))
+    compared = thresholds.compare_image_scores(sweep.candidates, sweep.labels)
+    assert set(compared) == {"max", "top1", "area", "mean"}
+    assert compared["max"]["auc"] == 0.0 and compared["mean"]["auc"] == 1.0 and compared["top1"]["auc"] == 1.0
+    assert compared["mean"]["f1"] == 1.0
+    assert compared["area"]["auc"] == 0.0  # above 0.5 lie only the stray pixels
+    # only tampered images: nothing to compare
+    assert thresholds.compare_image_scores(sweep.candidates, torch.ones(4, dtype=torch.long)) == {}

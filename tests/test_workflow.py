@@ -276,13 +276,20 @@ def test_thresholds_are_chosen_on_the_list_given_and_never_reported_on_it(ncl_ru
     pairs = list(zip(sorted(p.name for p in (folder / "Tp").iterdir()), sorted(p.name for p in (folder / "Gt").iterdir())))
     half = len(pairs) // 2
     val, test = json_list(folder, pairs[:half], tmp_path / "val.json"), json_list(folder, pairs[half:], tmp_path / "test.json")
+    authentic = sorted((folder / "Au").iterdir())
+    assert authentic  # the validation list holds authentic images too, for the image threshold and scores
+    val.write_text(json.dumps(json.loads(val.read_text()) + [[str(a), "Negative"] for a in authentic]))
     checkpoint = run_dir / "checkpoint-1.pth"
     common = ["--image_size", "64", "--num_workers", "0"]
 
     said = run(capsys, "calibrate", "--checkpoint", checkpoint, "--val_data_path", val, *common).err
     record = json.loads((run_dir / "threshold.json").read_text())["checkpoint-1.pth"]
-    assert record["images"] == sorted(n for n, _ in pairs[:half]) and record["chosen_on"] == str(val)
+    assert record["images"] == sorted([n for n, _ in pairs[:half]] + [a.name for a in authentic])
+    assert record["chosen_on"] == str(val) and record["image_threshold"] is not None
     assert f"pixel threshold {record['pixel_threshold']:.2f}" in said
+    # every --image_score compared on the same images, the one the model uses named
+    assert record["image_score"] == "max" and set(record["image_scores"]) == {"max", "top1", "area", "mean"}
+    assert f"max (used) {record['image_scores']['max']['auc']:.3f}" in said
     assert json.loads((run_dir / "summary.json").read_text())["thresholds"]["checkpoint-1.pth"]["pixel_threshold"] == record["pixel_threshold"]
 
     # On other images: F1 at the chosen threshold beside IMDL-BenCo's F1 at 0.5, which stays.
@@ -293,7 +300,7 @@ def test_thresholds_are_chosen_on_the_list_given_and_never_reported_on_it(ncl_ru
     said = run(capsys, "test", "--checkpoint", checkpoint, "--test_data_path", val, *common, "--out", tmp_path / "on-val").err
     (row,) = json.loads((tmp_path / "on-val.json").read_text())
     assert "pixel-level F1 (validation threshold)" not in row and "pixel-level F1" in row
-    assert f"its thresholds were chosen on {half} of these images" in said
+    assert f"its thresholds were chosen on {len(record['images'])} of these images" in said
 
     # predict draws with the chosen threshold and says so; --threshold still wins
     image = folder / "Tp" / pairs[-1][0]

@@ -146,6 +146,8 @@ def load_run(path: str, select: str) -> Run:
             settings = {**data.get("args", {}), **data.get("model_args", {})}
     else:
         raise UsageError(f"{path}: neither a training folder (log.txt) nor a benco test result (test_results.json)")
+    if folder.is_dir() and log.is_file():
+        metrics = _with_calibrated(folder, epoch, metrics)
     settings = _portable_data(settings)
     return Run(
         name=folder.name if folder.is_dir() else folder.stem,
@@ -156,6 +158,24 @@ def load_run(path: str, select: str) -> Run:
         seed=settings.get("seed"),
         costs=run_costs(data, rows),
     )
+
+
+CALIBRATED = "calibrated.json"  # written by the bench runner's --calibrate_on (runner.calibrate)
+
+
+def _with_calibrated(folder: Path, epoch: int, metrics: Dict[str, Dict[str, float]]) -> Dict[str, Dict[str, float]]:
+    """A training folder's metrics at ``epoch``, plus what ``benco test`` of that same epoch's checkpoint
+    added in calibrated.json (F1 at the thresholds chosen on validation, image F1): only for the epoch the
+    table reports, and never replacing a value the training log holds."""
+    path = folder / CALIBRATED
+    if not path.is_file():
+        return metrics
+    merged = {name: dict(values) for name, values in metrics.items()}
+    for row in json.loads(path.read_text()):
+        if row.get("epoch") == epoch and row.get("test set") in merged:
+            extra = {k: v for k, v in row.items() if isinstance(v, float) and k not in merged[row["test set"]]}
+            merged[row["test set"]].update(extra)
+    return merged
 
 
 DATA_SETTINGS = ("data_path", "test_data_path")

@@ -40,6 +40,7 @@ BUDGET = {"epochs": int, "image_size": int, "batch_size": int, "blr": float, "lr
 RECORD = "bench.json"
 STOPPED = (128 + signal.SIGINT, 128 + signal.SIGTERM)  # benco train's exit codes after a signal
 OUTPUT = "train.out"
+CALIBRATED = "calibrated"  # <run>/calibrated.json: benco test of the last checkpoint at thresholds chosen on validation
 # The metrics every benchmark run is tested on: the fixed threshold to cite, the best-threshold
 # upper bound, the ranking and the overlap.
 METRICS = "pixel-f1,pixel-f1-best,pixel-auc,pixel-iou"
@@ -147,6 +148,7 @@ def execute(
     poll: float = 5.0,
     after_each: Optional[Callable] = None,
     select: str = "best",
+    finish: Optional[Callable[[Run], None]] = None,
 ) -> List[Run]:
     """Train the runs one after another (finished ones are kept); returns the runs that failed.
 
@@ -155,13 +157,16 @@ def execute(
     ``epochs``: the budget's, for the epoch lines (a job's own --epochs wins). ``after_each``: called
     after every finished run (``benco bench`` rewrites its table, so that a long benchmark stopped
     half-way still leaves the table of what finished). ``select``: the epoch each run's line reports,
-    the table's (best or last)."""
+    the table's (best or last). ``finish``: called with every finished run, kept or new, before its
+    line (``benco bench --calibrate_on``: thresholds chosen on validation, then tested)."""
     failed = []
     pending_cost = sum(r.job.cost for r in runs if not r.finished)
     spent, spent_cost = 0.0, 0.0
     for index, run in enumerate(runs, start=1):
         where = f"[{index}/{len(runs)}] {run.job.label or run.job.name}, seed {run.seed}"
         if run.finished:
+            if finish is not None:
+                finish(run)
             say(f"{where}: done before, kept ({_result_line(run.folder, select)})")
             continue
         run.folder.mkdir(parents=True, exist_ok=True)
@@ -189,6 +194,8 @@ def execute(
                 f"{where} was stopped and saved; run the same command to continue where it stopped", code - 128
             )
         if code == 0 and run.finished:
+            if finish is not None:
+                finish(run)
             say(f"{where}: {_result_line(run.folder, select)} in {_minutes(took)}{left}")
             if after_each is not None:
                 after_each()
@@ -219,6 +226,42 @@ def _train(command: List[str], run: Run, epochs, poll: float) -> int:
             process.wait()
             raise
     return process.returncode
+
+
+def calibrate(run: Run, val_data_path: str, metrics: str) -> None:
+    """``benco calibrate`` on ``val_data_path`` for the run's last checkpoint, then ``benco test`` of that
+    checkpoint on the run's test set(s) into <run>/calibrated.json, where :mod:`.report` finds F1 at the
+    validation thresholds beside F1 at 0.5. Kept once done; the output goes to train.out."""
+    from ncl_plugin.engine.checkpoints import checkpoint_files
+
+    if (run.folder / f"{CALIBRATED}.json").is_file():
+        return
+    _, checkpoint = max(checkpoint_files(str(run.folder)))
+    test_data = _flag_value(run.command, "--test_data_path")
+    if not test_data:
+        raise UsageError("--calibrate_on needs --data_path and --test_data_path: the runs' test sets")
+    steps = (
+        ["calibrate", "--checkpoint", checkpoint, "--val_data_path", val_data_path],
+        ["test", "--checkpoint", checkpoint, "--test_data_path", test_data, "--metrics", metrics,
+         "--out", str(run.folder / CALIBRATED)],
+    )  # fmt: skip
+    for step in steps:
+        with open(run.folder / OUTPUT, "a") as log:
+            code = subprocess.call(
+                [sys.executable, "-m", "ncl_plugin", *step, *_runtime_flags(run.command)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONWARNINGS": "ignore", **run.job.env},
+            )
+        if code != 0:
+            raise UsageError(f"{run.folder}: benco {step[0]} failed (exit {code}): {_last_error(run.folder)}")
+    say(f"    thresholds chosen on {val_data_path} for {Path(checkpoint).name}; tested into {CALIBRATED}.json")
+
+
+def _runtime_flags(command: Sequence[str]) -> List[str]:
+    """What a run's evaluation shares with its training: the device and loader workers."""
+    return [f for flag in ("--device", "--num_workers") if _flag_value(command, flag) is not None
+            for f in (flag, _flag_value(command, flag))]  # fmt: skip
 
 
 def _flag_value(command: Sequence[str], flag: str) -> Optional[str]:

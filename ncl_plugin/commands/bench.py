@@ -50,13 +50,21 @@ def parser() -> Parser:
         help="the epoch each run is reported at: best (IMDL-BenCo's rule, over the test sets) or last (a "
         "schedule chosen on validation data, so that the test set chooses nothing)",
     )
+    p.add_argument(
+        "--calibrate_on",
+        default=None,
+        metavar="VAL_DATA_PATH",
+        help="a validation list (with authentic images for the image threshold): after each run, benco calibrate "
+        "chooses its pixel and image thresholds there, on its last checkpoint, and the table adds F1 at them on "
+        "the test set(s) beside F1 at 0.5; needs --select last and --data_path",
+    )
     p.add_argument("--debug", action="store_true")
     return p
 
 
 def main(argv: List[str]) -> int:
     from ncl_plugin import zoo
-    from ncl_plugin.bench.runner import Budget, check_records, execute, jobs, parse_seeds, plan, tables
+    from ncl_plugin.bench.runner import Budget, calibrate, check_records, execute, jobs, parse_seeds, plan, tables
     from ncl_plugin.errors import UsageError
     from ncl_plugin.terminal import say, warn
 
@@ -66,6 +74,11 @@ def main(argv: List[str]) -> int:
         return 0
     if bool(args.data_path) != bool(args.test_data_path):
         raise UsageError("--data_path and --test_data_path go together: give both, or neither for the embedded set")
+    if args.calibrate_on and (args.select != "last" or not args.data_path):
+        raise UsageError(
+            "--calibrate_on: thresholds are chosen for each run's last checkpoint; give --select last, and "
+            "--data_path with --test_data_path"
+        )
     seeds = parse_seeds(args.seeds)
     out = Path(args.out)
     budget = Budget.from_flags(args)
@@ -76,8 +89,18 @@ def main(argv: List[str]) -> int:
         f"{sum(r.finished for r in runs)} finished before, kept"
     )
     check_records(runs)
+    finish = None
+    if args.calibrate_on:
+        metrics = budget.metrics()
+        if "image-auc" in metrics.split(","):  # a test set with authentic images: image F1 at both thresholds
+            metrics += ",image-f1"
+        finish = lambda run: calibrate(run, args.calibrate_on, metrics)  # noqa: E731
     failed = execute(
-        runs, budget.values.get("epochs"), after_each=lambda: tables(runs, out, select=args.select), select=args.select
+        runs,
+        budget.values.get("epochs"),
+        after_each=lambda: tables(runs, out, select=args.select),
+        select=args.select,
+        finish=finish,
     )
     table, files = tables(runs, out, select=args.select)
     print(table, end="")

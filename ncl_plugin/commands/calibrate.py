@@ -62,6 +62,7 @@ def calibrate(args, model_args, model_class) -> Dict:
     pixel = thresholds.best_pixel_threshold(sweep.pixel_f1)
     image = thresholds.best_image_threshold(sweep.scores, sweep.labels)
     names = thresholds.image_names(dataset)
+    compared = thresholds.compare_image_scores(sweep.candidates, sweep.labels)
     entry = {
         "pixel_threshold": pixel["threshold"],
         "pixel_f1": pixel["f1"],
@@ -69,6 +70,8 @@ def calibrate(args, model_args, model_class) -> Dict:
         "image_threshold": image["threshold"] if image else None,
         "image_f1": image["f1"] if image else None,
         "image_f1_at_0.5": image["f1_at_0.5"] if image else None,
+        "image_score": getattr(model_args, "image_score", None),
+        "image_scores": compared,
         "chosen_on": args.val_data_path,
         "tampered_images": sweep.images_with_tampering,
         "images": names,
@@ -82,6 +85,10 @@ def calibrate(args, model_args, model_class) -> Dict:
         say(f"image threshold {image['threshold']:.4f}: image F1 {image['f1']:.4f} ({image['f1_at_0.5']:.4f} at 0.5)")
     else:
         say(f"no image threshold: {name} does not hold both tampered and authentic images")
+    if compared:
+        used = entry["image_score"]
+        said = [f"{kind}{' (used)' if kind == used else ''} {v['auc']:.3f}" for kind, v in compared.items()]
+        say(f"image-level AUC of each --image_score on {name}: {', '.join(said)}")
     say(f"Wrote {path} (for {os.path.basename(checkpoint)}; chosen on {len(names)} images, never to be tested on)")
     return entry
 

@@ -18,6 +18,7 @@ import torch
 from IMDLBenCo.evaluation import AbstractEvaluator
 
 from ncl_plugin.errors import UsageError
+from ncl_plugin.method.image_score import IMAGE_SCORES, image_score
 
 RECORD = "threshold.json"
 # Pixel thresholds tried: 0.01, 0.02, ..., 0.99. Probabilities are binned between them, so the sweep
@@ -30,7 +31,9 @@ class ThresholdSweep(AbstractEvaluator):
     """Pixel F1 of every tampered image at every threshold of GRID, and every image's score and label.
 
     After the epoch, ``pixel_f1`` is the (len(GRID),) mean over tampered images of IMDL-BenCo's
-    per-image F1 at each threshold, ``scores`` and ``labels`` the image-level scores and labels.
+    per-image F1 at each threshold, ``scores`` and ``labels`` the image-level scores (the model's
+    ``pred_label``) and labels, and ``candidates`` every --image_score's scores of the same images, so that
+    one pass over the validation list compares them.
     """
 
     def __init__(self) -> None:
@@ -39,6 +42,7 @@ class ThresholdSweep(AbstractEvaluator):
         self.desc = "pixel F1 at every threshold, image scores"
         self.pixel_f1: Optional[torch.Tensor] = None
         self.scores = self.labels = None
+        self.candidates: Dict[str, torch.Tensor] = {}  # kept, as the scores are, when the loop resets the lists
         self.recovery()
 
     def batch_update(self, predict, mask, shape_mask=None, predict_label=None, label=None, *args, **kwargs):
@@ -60,6 +64,8 @@ class ThresholdSweep(AbstractEvaluator):
         if predict_label is not None and label is not None:
             self.score_list.append(predict_label.detach().float().flatten().cpu())
             self.label_list.append(label.detach().flatten().cpu())
+            for kind in IMAGE_SCORES:
+                self.candidate_lists[kind].append(image_score(predict.detach().float().clamp(0, 1), kind).cpu())
         return None
 
     def remain_update(self, *args, **kwargs):
@@ -70,12 +76,14 @@ class ThresholdSweep(AbstractEvaluator):
         self.images_with_tampering = self.tampered_images
         if self.score_list:
             self.scores, self.labels = torch.cat(self.score_list), torch.cat(self.label_list)
+            self.candidates = {kind: torch.cat(parts) for kind, parts in self.candidate_lists.items()}
         return float(self.pixel_f1.max())
 
     def recovery(self):
         self.f1_sum = torch.zeros(STEPS - 1, dtype=torch.float64)
         self.tampered_images = 0
         self.score_list, self.label_list = [], []
+        self.candidate_lists: Dict[str, List[torch.Tensor]] = {kind: [] for kind in IMAGE_SCORES}
 
 
 def best_pixel_threshold(pixel_f1: torch.Tensor) -> Dict[str, float]:
@@ -104,6 +112,20 @@ def best_image_threshold(scores: torch.Tensor, labels: torch.Tensor) -> Optional
     values = [image_f1(scores, labels, float(c)) for c in cuts]
     best = max(range(len(cuts)), key=lambda i: values[i])
     return {"threshold": float(cuts[best]), "f1": values[best], "f1_at_0.5": image_f1(scores, labels, 0.5)}
+
+
+def compare_image_scores(candidates: Dict[str, torch.Tensor], labels: torch.Tensor) -> Dict[str, Dict[str, float]]:
+    """Each --image_score's image-level AUC and best image F1 on the same images: {kind: {auc, f1}};
+    empty without both tampered and authentic images."""
+    from sklearn.metrics import roc_auc_score
+
+    if not candidates or labels is None or labels.min() == labels.max():
+        return {}
+    compared = {}
+    for kind, scores in candidates.items():
+        best = best_image_threshold(scores, labels)
+        compared[kind] = {"auc": float(roc_auc_score(labels.numpy(), scores.numpy())), "f1": best["f1"]}
+    return compared
 
 
 # ---------------------------------------------------------------- the record beside the checkpoint
