@@ -31,7 +31,7 @@ digest of the images each run's lists held, wherever those lists lie: a fresh cl
 --pretrained_path adds NCL started from a checkpoint trained on generated images (ncl-synthetic-init),
 at the same steps, at the curve's two smallest sizes (where real data is scarcest):
 
-    python benchmarks/data_efficiency.py --config casia-cpu --data_path casiav1_split/train.json \
+    python benchmarks/data_efficiency.py --config casia-cpu-tampered --data_path casiav1_split/train.json \
         --test_data_path casiav1_split/test.json --whole_from runs/casia-bench \
         --pretrained_path runs/synthetic-to-real/plain-seed0/checkpoint-8.pth --out runs/casia-data-efficiency
 """

@@ -131,7 +131,7 @@ def test_the_real_data_curve_rebuilds_as_committed_in_a_clone_at_another_path(tm
     monkeypatch.chdir(clone)
     out = Path("benchmarks/results/runs/casia-data-efficiency")
     _harness("data_efficiency").main([
-        "--config", "casia-cpu", "--data_path", "casiav1_split/train.json",
+        "--config", "casia-cpu-tampered", "--data_path", "casiav1_split/train.json",
         "--test_data_path", "casiav1_split/test.json", "--whole_from", "benchmarks/results/runs/casia-bench",
         "--pretrained_path", "benchmarks/results/runs/synthetic-to-real/plain-seed0/checkpoint-8.pth",
         "--out", str(out), "--no_train",
@@ -154,5 +154,5 @@ def test_the_real_data_curve_refuses_lists_of_other_images(tmp_path, monkeypatch
     with pytest.raises(SystemExit, match="was run with other --data_path than this curve"):
         _harness("data_efficiency").whole_from(
             Path("benchmarks/results/runs/casia-bench"), ["ncl"], [0], 441,
-            argparse.Namespace(config="casia-cpu", data_path=str(lists["train"]), test_data_path=str(lists["test"])),
+            argparse.Namespace(config="casia-cpu-tampered", data_path=str(lists["train"]), test_data_path=str(lists["test"])),
         )
