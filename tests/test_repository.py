@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS_LIMIT = 4 * 1024 * 1024
-KEPT = {"log.txt", "summary.json", "bench.json"}
+KEPT = {"log.txt", "summary.json", "bench.json", "calibrated.json"}  # calibrated.json: benco bench --calibrate_on
 
 
 def tracked():
