@@ -24,8 +24,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 from sklearn.metrics import roc_auc_score
+
+from ncl_plugin.engine.thresholds import best_image_threshold
 
 TOP_SHARES = (0.001, 0.01, 0.05, 0.10, 0.25, 0.50)
 AREA_THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5)
@@ -42,18 +45,6 @@ def candidates(probability: np.ndarray) -> dict:
     for t in AREA_THRESHOLDS:
         scores[f"area > {t:g}"] = float((flat > t).mean())
     return scores
-
-
-def best_f1(scores: np.ndarray, labels: np.ndarray) -> float:
-    """The highest image-level F1 (tampered class) over every cut between two distinct scores."""
-    best = 0.0
-    for cut in np.unique(scores):
-        predicted = scores >= cut
-        tp = float((predicted & labels).sum())
-        fp, fn = float((predicted & ~labels).sum()), float((~predicted & labels).sum())
-        if tp:
-            best = max(best, 2 * tp / (2 * tp + fp + fn))
-    return best
 
 
 def main(argv=None):
@@ -82,7 +73,8 @@ def main(argv=None):
     print("| --- | ---: | ---: |")
     for name in rows[0]:
         scores = np.array([r[name] for r in rows])
-        print(f"| {name} | {roc_auc_score(labels, scores):.3f} | {best_f1(scores, labels):.3f} |")
+        best = best_image_threshold(torch.from_numpy(scores), torch.from_numpy(labels).long())["f1"]
+        print(f"| {name} | {roc_auc_score(labels, scores):.3f} | {best:.3f} |")
     share = labels.mean()
     print(f"\n(calling every image tampered gives image-level F1 {2 * share / (1 + share):.3f})")
 

@@ -160,7 +160,8 @@ def load_run(path: str, select: str) -> Run:
     )
 
 
-CALIBRATED = "calibrated.json"  # written by the bench runner's --calibrate_on (runner.calibrate)
+# benco test of the checkpoint a table reports, written by benco bench --calibrate_on (runner.calibrate)
+CALIBRATED = "calibrated.json"
 
 
 def _with_calibrated(folder: Path, epoch: int, metrics: Dict[str, Dict[str, float]]) -> Dict[str, Dict[str, float]]:

@@ -26,6 +26,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from ncl_plugin import zoo
 from ncl_plugin.bench import datarefs
+from ncl_plugin.bench.report import CALIBRATED
 from ncl_plugin.engine.checkpoints import INTERRUPTED_NAME
 from ncl_plugin.engine.metrics import mean_metrics
 from ncl_plugin.engine.training_log import SUMMARY_NAME, read_log
@@ -40,7 +41,6 @@ BUDGET = {"epochs": int, "image_size": int, "batch_size": int, "blr": float, "lr
 RECORD = "bench.json"
 STOPPED = (128 + signal.SIGINT, 128 + signal.SIGTERM)  # benco train's exit codes after a signal
 OUTPUT = "train.out"
-CALIBRATED = "calibrated"  # <run>/calibrated.json: benco test of the last checkpoint at thresholds chosen on validation
 # The metrics every benchmark run is tested on: the fixed threshold to cite, the best-threshold
 # upper bound, the ranking and the overlap.
 METRICS = "pixel-f1,pixel-f1-best,pixel-auc,pixel-iou"
@@ -234,7 +234,7 @@ def calibrate(run: Run, val_data_path: str, metrics: str) -> None:
     validation thresholds beside F1 at 0.5. Kept once done; the output goes to train.out."""
     from ncl_plugin.engine.checkpoints import checkpoint_files
 
-    if (run.folder / f"{CALIBRATED}.json").is_file():
+    if (run.folder / CALIBRATED).is_file():
         return
     _, checkpoint = max(checkpoint_files(str(run.folder)))
     test_data = _flag_value(run.command, "--test_data_path")
@@ -243,7 +243,7 @@ def calibrate(run: Run, val_data_path: str, metrics: str) -> None:
     steps = (
         ["calibrate", "--checkpoint", checkpoint, "--val_data_path", val_data_path],
         ["test", "--checkpoint", checkpoint, "--test_data_path", test_data, "--metrics", metrics,
-         "--out", str(run.folder / CALIBRATED)],
+         "--out", str(run.folder / Path(CALIBRATED).stem)],  # benco test adds .json and .csv
     )  # fmt: skip
     for step in steps:
         with open(run.folder / OUTPUT, "a") as log:
@@ -255,7 +255,7 @@ def calibrate(run: Run, val_data_path: str, metrics: str) -> None:
             )
         if code != 0:
             raise UsageError(f"{run.folder}: benco {step[0]} failed (exit {code}): {_last_error(run.folder)}")
-    say(f"    thresholds chosen on {val_data_path} for {Path(checkpoint).name}; tested into {CALIBRATED}.json")
+    say(f"    thresholds chosen on {val_data_path} for {Path(checkpoint).name}; tested into {CALIBRATED}")
 
 
 def _runtime_flags(command: Sequence[str]) -> List[str]:

@@ -65,7 +65,7 @@ class ThresholdSweep(AbstractEvaluator):
             self.score_list.append(predict_label.detach().float().flatten().cpu())
             self.label_list.append(label.detach().flatten().cpu())
             for kind in IMAGE_SCORES:
-                self.candidate_lists[kind].append(image_score(predict.detach().float().clamp(0, 1), kind).cpu())
+                self.candidate_lists[kind].append(image_score(probability, kind).cpu())  # (B, H*W): flat already
         return None
 
     def remain_update(self, *args, **kwargs):
