@@ -5,7 +5,8 @@
     python benchmarks/data_efficiency.py --sizes 50,100 --models ncl,deeplabv3plus  # a part of it
     python benchmarks/data_efficiency.py --seeds 0                                   # seed 0 of every point first
     python benchmarks/data_efficiency.py --config casia-cpu --data_path casiav1_split/train.json \
-        --test_data_path casiav1_split/test.json --out runs/casia-data-efficiency    # real data: 50,100,200,all
+        --test_data_path casiav1_split/test.json --calibrate_on casiav1_split/val.json \
+        --out runs/casia-data-efficiency-authentic                                  # real data: 50,100,200,all
 
 NCL, the pivot-consistent loss alone (`pc-only`: `ncl:contrast_weight=0`) and its network with plain BCE
 (`deeplabv3plus`) train on the first 50, 100, 200, 400 and 800 training images of the embedded set
@@ -28,9 +29,16 @@ Seeds: 2 a point (`--seeds`: those at every size). --whole_from takes the whole 
 finished runs of `benco bench --config` with the same recipe and lists (the real-data table's folder)
 instead of training it again: the same recipe and steps on the same images, checked run by run (by the
 digest of the images each run's lists held, wherever those lists lie: a fresh clone takes the kept runs).
+--calibrate_on (a validation list) chooses each run's thresholds there for its last checkpoint, as benco bench
+--calibrate_on does, and the curve adds pixel-F1 at them, where NCL's lead is then read: a recipe whose
+probabilities sit below 0.5 (the CASIA recipe, which trains on authentic images too) says little at 0.5.
+--whole_from then needs the table's runs calibrated on a list of the same name.
 --pretrained_path adds NCL started from a checkpoint trained on generated images (ncl-synthetic-init),
 at the same steps, at the curve's two smallest sizes (where real data is scarcest):
 
+    python benchmarks/data_efficiency.py --config casia-cpu --data_path casiav1_split/train.json \
+        --test_data_path casiav1_split/test.json --calibrate_on casiav1_split/val.json \
+        --whole_from runs/casia-bench-authentic --out runs/casia-data-efficiency-authentic
     python benchmarks/data_efficiency.py --config casia-cpu-tampered --data_path casiav1_split/train.json \
         --test_data_path casiav1_split/test.json --whole_from runs/casia-bench \
         --pretrained_path runs/synthetic-to-real/plain-seed0/checkpoint-8.pth --out runs/casia-data-efficiency
@@ -78,10 +86,13 @@ def subsets(images, sizes, out: Path):
     return lists
 
 
-# what each point holds: pixel-F1 at 0.5 and AUC, and the best-threshold F1 where the runs measured it (the
-# real-data recipe does), which separates a model's calibration from what it localises
+# what each point holds: pixel-F1 at 0.5 and AUC, the best-threshold F1 where the runs measured it (the
+# real-data recipe does), which separates a model's calibration from what it localises, and with --calibrate_on
+# F1 at the threshold chosen on validation, the F1 a user gets
 METRICS = (("pixel-level F1", "F1", "pixel-F1 (0.5)"), ("pixel-level AUC", "AUC", "pixel AUC"),
-           ("pixel-level F1 (best threshold)", "best F1", "pixel-F1 (best threshold)"))
+           ("pixel-level F1 (best threshold)", "best F1", "pixel-F1 (best threshold)"),
+           ("pixel-level F1 (validation threshold)", "F1 @val", "pixel-F1 (validation threshold)"))
+CALIBRATED = 3  # METRICS' index of F1 at the validation threshold: NCL's lead is read there where measured
 
 
 def _measured(found) -> int:
@@ -90,9 +101,13 @@ def _measured(found) -> int:
 
 
 def points(folders, select: str = "best", names=None):
-    """{model: {size: [(F1, AUC[, best F1]) per finished seed]}} from the run folders (n<size>-<model>-seed<N>, or as
-    `names` calls a folder), each run at its best epoch (IMDL-BenCo's rule) or, with select="last", its last
-    tested one."""
+    """{model: {size: [(F1, AUC[, best F1[, F1 @val]]) per finished seed]}} from the run folders
+    (n<size>-<model>-seed<N>, or as `names` calls a folder), each run at its best epoch (IMDL-BenCo's rule) or,
+    with select="last", its last tested one, with F1 at the validation threshold where the run was calibrated
+    (calibrated.json)."""
+    from ncl_plugin.bench.report import with_calibrated
+    from ncl_plugin.engine.metrics import mean_metrics
+
     found = {}
     names = names or {}
     for folder in map(Path, folders):
@@ -102,7 +117,10 @@ def points(folders, select: str = "best", names=None):
         size, model = names.get(str(folder), folder.name).split("-", 1)
         model = model.rsplit(SEED_MARK, 1)[0]
         summary = json.loads(summary.read_text())
-        means = summary["best_mean"] if select == "best" else next(iter(summary["last"].values()))
+        if select == "best":
+            means = summary["best_mean"]
+        else:
+            means = mean_metrics(with_calibrated(folder, summary.get("last_epoch"), summary["last"]))
         found.setdefault(model, {}).setdefault(int(size[1:]), []).append(
             tuple(means[key] for key, _, _ in METRICS if key in means))
     return found
@@ -121,8 +139,10 @@ def summary_table(found, models=MODELS) -> str:
     sizes = sorted({s for by_size in found.values() for s in by_size})
     lead = [m for m in models if m != "ncl"] if "ncl" in found else []
     measured = range(_measured(found))
+    # NCL's lead in the F1 a user gets: at the validation threshold where the runs were calibrated, else at 0.5
+    by = CALIBRATED if CALIBRATED in measured else 0
     header = ["training images", "seeds", *(f"{m} {METRICS[k][1]}" for k in measured for m in models),
-              *(f"ncl − {m} F1" for m in lead)]
+              *(f"ncl − {m} {METRICS[by][1]}" for m in lead)]
     rows = ["| " + " | ".join(header) + " |", "| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |"]
     for size in sizes:
         runs = {m: found[m].get(size, []) for m in models}
@@ -132,7 +152,7 @@ def summary_table(found, models=MODELS) -> str:
             cells += [_mean_std([v[k] for v in runs[m]]) if runs[m] else "–" for m in models]
         for m in lead:
             both = runs["ncl"] and runs[m]
-            cells.append(f"{statistics.fmean(v[0] for v in runs['ncl']) - statistics.fmean(v[0] for v in runs[m]):+.3f}"
+            cells.append(f"{statistics.fmean(v[by] for v in runs['ncl']) - statistics.fmean(v[by] for v in runs[m]):+.3f}"
                          if both else "–")
         rows.append("| " + " | ".join(cells) + " |")
     return "\n".join(rows)
@@ -184,7 +204,7 @@ def whole_from(table: Path, labels, seeds, size: int, args, models=MODELS):
     benco bench table with the same recipe, training and test lists; anything else is refused by name.
     The lists are compared by the images they hold (the digest each run recorded), not by where they lie:
     a fresh clone at another path, with lists of the same images, takes the committed runs."""
-    from ncl_plugin.bench.datarefs import same_data
+    from ncl_plugin.bench.datarefs import same_config, same_data
     from ncl_plugin.zoo.recipes import recipe
 
     taken = {}
@@ -205,11 +225,27 @@ def whole_from(table: Path, labels, seeds, size: int, args, models=MODELS):
             differs += [f for f in ("--data_path", "--test_data_path")
                         if f not in flags or not same_data(recorded, f, getattr(args, f[2:]))]
             differs += sorted(set(flags) - BENCH_FLAGS - set(own[::2]))
+            differs += [] if same_config(recorded, args.config) else ["--config values"]
             if differs:
                 raise SystemExit(f"--whole_from: {record} was run with other {', '.join(differs)} than this curve; "
                                  "leave --whole_from out to train the whole list's point")
+            calibrate_on = getattr(args, "calibrate_on", None)
+            if calibrate_on and _chosen_on(folder) != Path(calibrate_on).name:
+                raise SystemExit(f"--whole_from: {folder} has no thresholds chosen on {Path(calibrate_on).name}; "
+                                 f"run its benco bench command again with --calibrate_on {calibrate_on}")
             taken[str(folder)] = f"n{size}-{label}{SEED_MARK}{seed}"
     return taken
+
+
+def _chosen_on(folder: Path):
+    """The name of the validation list a calibrated run's thresholds were chosen on (None if not calibrated)."""
+    from ncl_plugin.bench.report import CALIBRATED as TESTED
+
+    if not (folder / TESTED).is_file():
+        return None
+    chosen = json.loads((folder / "summary.json").read_text()).get("thresholds") or {}
+    places = {Path(t["chosen_on"]).name for t in chosen.values() if t.get("chosen_on")}
+    return places.pop() if len(places) == 1 else None
 
 
 def planned(jobs: List[dict], out: Path) -> list:
@@ -231,6 +267,9 @@ def main(argv=None):
                         "whole list's point, instead of training it again")
     parser.add_argument("--pretrained_path", default=None, help="with --data_path: a checkpoint to start NCL from "
                         "(a model trained on generated images), as the row ncl-synthetic-init beside NCL from scratch")
+    parser.add_argument("--calibrate_on", default=None, metavar="VAL_DATA_PATH", help="with --data_path: a "
+                        "validation list on which each run's last checkpoint gets its thresholds (as benco bench "
+                        "--calibrate_on), and the curve adds pixel-F1 at them; NCL's lead is then read there")
     add_budget_flags(parser)
     parser.set_defaults(out="runs/data-efficiency", seeds=None)
     args = parser.parse_args(argv)
@@ -270,6 +309,8 @@ def main(argv=None):
         test = ["--test_data_path", str(folder / "test_datasets.json")]
     if args.whole_from and not real:
         parser.error("--whole_from: the whole list's point of a real --data_path")
+    if args.calibrate_on and not real:
+        parser.error("--calibrate_on: thresholds are chosen for a real --data_path's runs on its validation list")
     lists = subsets(images, sizes, out)
     labels = (args.models or ",".join(models)).split(",")
     unknown = [label for label in labels if label not in models]
@@ -302,7 +343,7 @@ def main(argv=None):
     if args.no_train:
         folders = [str(run.folder) for run in planned(jobs, out)]
     else:
-        folders = run_all(jobs, args, select="last" if real else "best")
+        folders = run_all(jobs, args, select="last" if real else "best", calibrate_on=args.calibrate_on)
     folders = [*folders, *names]
     title = f"Equal steps, {','.join(map(str, sizes))} training images" + (f", post {args.post}" if args.post else "")
     compare(folders, str(out), title, by_job=True, select="last" if real else "best", names=names)

@@ -329,6 +329,67 @@ def test_the_real_curve_takes_its_whole_list_point_from_the_table_only_where_the
         curve.whole_from(table, ["ncl"], [0], 442, args)
 
 
+def test_the_calibrated_curve_reads_f1_at_the_validation_threshold_and_ncls_lead_there(tmp_path, monkeypatch):
+    """data_efficiency.py --calibrate_on: each run is calibrated as benco bench --calibrate_on calibrates it, the
+    curve tabulates F1 at the validation threshold of the epoch it reports (calibrated.json), and NCL's lead is
+    read there, not at 0.5, where a recipe with authentic images puts almost no pixel; --whole_from refuses a
+    table run without thresholds chosen on a list of that name."""
+    import argparse
+
+    from ncl_plugin.bench import runner
+    from ncl_plugin.bench import sweep as harness
+
+    curve = _harness("data_efficiency")
+
+    def run(name, f1, calibrated, chosen_on="val.json", epoch=11):
+        folder = tmp_path / name
+        folder.mkdir()
+        thresholds = {f"checkpoint-{epoch}.pth": {"pixel_threshold": 0.2, "chosen_on": chosen_on}}
+        (folder / "summary.json").write_text(json.dumps({
+            "last_epoch": 11, "thresholds": thresholds,
+            "last": {"test": {"pixel-level F1": f1, "pixel-level AUC": 0.7, "pixel-level F1 (best threshold)": 0.3}}}))
+        (folder / "calibrated.json").write_text(json.dumps([
+            {"epoch": epoch, "test set": "test", "pixel-level F1": f1, "pixel-level F1 (validation threshold)": calibrated}]))
+        return folder
+
+    folders = [run("n50-ncl-seed0", 0.05, 0.25), run("n50-deeplabv3plus-seed0", 0.09, 0.20)]
+    found = curve.points(folders, "last")
+    assert found["ncl"][50] == [(0.05, 0.7, 0.3, 0.25)]
+    rows = curve.summary_table(found).splitlines()
+    assert "ncl F1 @val | deeplabv3plus F1 @val" in rows[0] and rows[0].endswith("ncl − deeplabv3plus F1 @val |")
+    assert rows[2].strip("|").split("|")[-1].strip() == "+0.050"  # at 0.5 it would read -0.040
+    # a calibration of another epoch than the one reported is not merged
+    assert curve.points([run("n50-pc-only-seed0", 0.05, 0.25, epoch=7)], "last")["pc-only"][50] == [(0.05, 0.7, 0.3)]
+
+    planned = []
+    monkeypatch.setattr(runner, "execute", lambda runs, epochs=None, **kw: planned.append(kw) or [])
+    parser = argparse.ArgumentParser()
+    harness.add_budget_flags(parser)
+    args = parser.parse_args(["--seeds", "0", "--out", str(tmp_path / "runs")])
+    harness.resolve_budget(args)
+    harness.run_all([{"name": "n50-ncl", "model": "ncl", "flags": []}], args, select="last", calibrate_on="val.json")
+    assert planned[0]["finish"] is not None
+    harness.run_all([{"name": "n50-ncl", "model": "ncl", "flags": []}], args, select="last")
+    assert planned[1]["finish"] is None
+
+    table, train, test = tmp_path / "table", tmp_path / "train.json", tmp_path / "test.json"
+    table.mkdir()
+    command = ["train", "--model", "ncl", "--config", "casia-cpu", "--metrics", "pixel-f1",
+               "--data_path", str(train), "--test_data_path", str(test), "--seed", "0"]
+    folder = run("table/ncl-seed0", 0.05, 0.25, chosen_on="split/val.json")
+    (folder / "bench.json").write_text(json.dumps({"command": command}))
+    args = argparse.Namespace(config="casia-cpu", data_path=str(train), test_data_path=str(test),
+                              calibrate_on="casiav1_split/val.json")
+    assert list(curve.whole_from(table, ["ncl"], [0], 442, args).values()) == ["n442-ncl-seed0"]
+    args.calibrate_on = "casiav1_split/other.json"
+    with pytest.raises(SystemExit, match="no thresholds chosen on other.json"):
+        curve.whole_from(table, ["ncl"], [0], 442, args)
+    (folder / "calibrated.json").unlink()
+    args.calibrate_on = "casiav1_split/val.json"
+    with pytest.raises(SystemExit, match="--calibrate_on casiav1_split/val.json"):
+        curve.whole_from(table, ["ncl"], [0], 442, args)
+
+
 def test_the_real_curve_is_tabulated_without_the_checkpoint_its_finished_fine_tuning_runs_started_from(
     tmp_path, monkeypatch, capsys
 ):
@@ -353,7 +414,7 @@ def test_the_real_curve_is_tabulated_without_the_checkpoint_its_finished_fine_tu
     monkeypatch.setattr(curve, "curve", lambda *a: None)
     trained = []
 
-    def run_all(jobs, args, select):
+    def run_all(jobs, args, select, calibrate_on=None):
         trained.append(jobs)
         return [str(run.folder) for run in curve.planned(jobs, out)]
 

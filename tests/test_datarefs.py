@@ -108,6 +108,27 @@ def test_a_record_from_before_the_digests_is_compared_by_the_list_it_names(tmp_p
         check_records([Run(Job("ncl", "ncl"), 0, folder, command_on(*new))])
 
 
+def test_a_run_whose_config_changed_under_its_name_is_refused(tmp_path):
+    """A recipe's values may change while its name stays (a packaged config in a new release): the record pins
+    the values it trained with, so that a finished run of the old recipe is not kept as a run of the new one."""
+    data = (write_list(tmp_path / "train.json", ROWS), write_list(tmp_path / "test.json", ROWS[:1]))
+    config = tmp_path / "recipe.yaml"
+    config.write_text("epochs: 2\nbatch_size: 4\n")
+    command = [*command_on(*data), "--config", str(config)]
+    recorded = datarefs.record(command)
+    folder = recorded_run(tmp_path / "runs" / "ncl-seed0", recorded)
+    config.write_text("batch_size: 4\nepochs: 2\n")  # the same values, written otherwise
+    check_records([Run(Job("ncl", "ncl"), 0, folder, command)])
+    config.write_text("epochs: 3\nbatch_size: 4\n")
+    with pytest.raises(UsageError, match=r"differs in --config \(its values changed since the run\)"):
+        check_records([Run(Job("ncl", "ncl"), 0, folder, command)])
+    # a record from before the digest is taken at its config's name
+    folder = recorded_run(tmp_path / "runs" / "old-seed0", {"command": recorded["command"], "data": recorded["data"]})
+    check_records([Run(Job("ncl", "ncl"), 0, folder, command)])
+    packaged = datarefs.record(["train", "--model", "ncl", "--config", "casia-cpu"])
+    assert packaged["config_digest"] == datarefs.config_digest("casia-cpu") != datarefs.config_digest("casia-cpu-tampered")
+
+
 def copy_kept_runs(table: str, clone: Path) -> None:
     """A table's kept runs, as a clone checks them out (their records, not the weights)."""
     for run in (ROOT / "benchmarks" / "results" / "runs" / table).iterdir():

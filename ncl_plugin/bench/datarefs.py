@@ -10,6 +10,9 @@ A reference is a path as any machine can read it: relative to the current folder
 root, where the benchmarks run) where the file lies below it, ``<cache>/...`` inside the synthetic
 sets' cache, ``<IMDLBenCo>/...`` inside the installed IMDL-BenCo, and as given elsewhere.
 
+The record also pins the values of the run's --config (``config_digest``): a packaged recipe whose values
+change under the same name is another budget, and a run of the old values is not kept as one of the new.
+
 Records written before the digests were (a command only) are compared as portably as they allow: the
 same reference, else the recorded list's images where that list is readable here, else the list's name.
 """
@@ -141,10 +144,35 @@ def flag_value(command: Sequence[str], flag: str) -> Optional[str]:
     return values[-1] if values else None
 
 
+def config_digest(name: Optional[str]) -> Optional[str]:
+    """A digest of the values a --config (packaged name or YAML file) holds now, None where it names nothing
+    readable. A packaged recipe may change between releases while its name stays."""
+    from ncl_plugin.config import read_config
+    from ncl_plugin.errors import UsageError
+
+    if name is None:
+        return None
+    try:
+        values = read_config(name)
+    except UsageError:
+        return None
+    return _digest_of([json.dumps(values, sort_keys=True, default=str)])
+
+
 def record(command: Sequence[str]) -> Dict:
-    """A run's record: its command, portable, and each dataset it names described."""
+    """A run's record: its command, portable, each dataset it names described, and its config's values pinned."""
     data = {flag: describe(flag_value(command, flag)) for flag in DATA_FLAGS if flag_value(command, flag)}
-    return {"command": portable_command(command), **({"data": data} if data else {})}
+    config = config_digest(flag_value(command, "--config"))
+    return {"command": portable_command(command), **({"data": data} if data else {}),
+            **({"config_digest": config} if config else {})}  # fmt: skip
+
+
+def same_config(recorded: Dict, name: Optional[str]) -> bool:
+    """Whether the config a record names still holds the values it trained with (records from before the
+    digest, and configs not readable here, are taken at their name)."""
+    before = recorded.get("config_digest")
+    now = config_digest(name)
+    return before is None or now is None or before == now
 
 
 def _tail(path: str) -> str:
@@ -184,6 +212,8 @@ def differences(recorded: Dict, command: Sequence[str]) -> List[str]:
     before = _masked(portable_command(recorded.get("command") or []))
     now = _masked(portable_command(command))
     changed = (sorted(set(before) ^ set(now)) or ["the order of its flags"]) if before != now else []
+    if not same_config(recorded, flag_value(command, "--config")):
+        changed.append("--config (its values changed since the run)")
     for flag in DATA_FLAGS:
         path = flag_value(command, flag)
         if not same_data(recorded, flag, path):

@@ -147,7 +147,7 @@ def load_run(path: str, select: str) -> Run:
     else:
         raise UsageError(f"{path}: neither a training folder (log.txt) nor a benco test result (test_results.json)")
     if folder.is_dir() and log.is_file():
-        metrics = _with_calibrated(folder, epoch, metrics)
+        metrics = with_calibrated(folder, epoch, metrics)
     settings = _portable_data(settings)
     return Run(
         name=folder.name if folder.is_dir() else folder.stem,
@@ -164,7 +164,7 @@ def load_run(path: str, select: str) -> Run:
 CALIBRATED = "calibrated.json"
 
 
-def _with_calibrated(folder: Path, epoch: int, metrics: Dict[str, Dict[str, float]]) -> Dict[str, Dict[str, float]]:
+def with_calibrated(folder: Path, epoch: int, metrics: Dict[str, Dict[str, float]]) -> Dict[str, Dict[str, float]]:
     """A training folder's metrics at ``epoch``, plus what ``benco test`` of that same epoch's checkpoint
     added in calibrated.json (F1 at the thresholds chosen on validation, image F1): only for the epoch the
     table reports, and never replacing a value the training log holds."""

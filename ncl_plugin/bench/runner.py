@@ -228,6 +228,14 @@ def _train(command: List[str], run: Run, epochs, poll: float) -> int:
     return process.returncode
 
 
+def calibrator(val_data_path: str, metrics: str) -> Callable[[Run], None]:
+    """The ``finish`` of :func:`execute` that calibrates each run on ``val_data_path`` (:func:`calibrate`),
+    testing with ``metrics``, plus image F1 where they hold image-AUC (a test set with authentic images)."""
+    if "image-auc" in metrics.split(","):
+        metrics += ",image-f1"
+    return lambda run: calibrate(run, val_data_path, metrics)
+
+
 def calibrate(run: Run, val_data_path: str, metrics: str) -> None:
     """``benco calibrate`` on ``val_data_path`` for the run's last checkpoint, then ``benco test`` of that
     checkpoint on the run's test set(s) into <run>/calibrated.json, where :mod:`.report` finds F1 at the

@@ -67,11 +67,13 @@ def resolve_budget(args) -> None:
             args.recipe[flag] = getattr(args, flag)
 
 
-def run_all(jobs: Sequence[Dict], args, select: str = "best") -> List[str]:
+def run_all(jobs: Sequence[Dict], args, select: str = "best", calibrate_on: Optional[str] = None) -> List[str]:
     """Run each job ({'name', 'model', 'flags'}, optionally 'seeds') once per seed, at the budget of add_budget_flags,
     through ncl_plugin's benchmark runner (the recipe `benco bench` gives each zoo model); return
-    the run folders. ``select``: the epoch the harness's table reports, which each run's progress line says."""
-    from ncl_plugin.bench.runner import Budget, Job, check_records, execute, parse_seeds, plan
+    the run folders. ``select``: the epoch the harness's table reports, which each run's progress line says.
+    ``calibrate_on``: a validation list on which each run's last checkpoint gets its thresholds, as
+    ``benco bench --calibrate_on`` does (calibrated.json in the run's folder)."""
+    from ncl_plugin.bench.runner import Budget, Job, calibrator, check_records, execute, parse_seeds, plan
     from ncl_plugin.bench.runner import jobs as model_jobs
     from ncl_plugin.errors import ReportedError
 
@@ -91,7 +93,8 @@ def run_all(jobs: Sequence[Dict], args, select: str = "best") -> List[str]:
                      parse_seeds(args.seeds), budget.flags(), out)  # fmt: skip
     try:
         check_records(runs)
-        execute(runs, args.recipe.get("epochs"), select=select)
+        finish = calibrator(calibrate_on, budget.metrics()) if calibrate_on else None
+        execute(runs, args.recipe.get("epochs"), select=select, finish=finish)
     except ReportedError as err:  # a stopped run or a folder of another budget: one line, as benco's commands say it
         print(f"{Path(sys.argv[0]).name}: {err}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None

@@ -64,7 +64,7 @@ def parser() -> Parser:
 
 def main(argv: List[str]) -> int:
     from ncl_plugin import zoo
-    from ncl_plugin.bench.runner import Budget, calibrate, check_records, execute, jobs, parse_seeds, plan, tables
+    from ncl_plugin.bench.runner import Budget, calibrator, check_records, execute, jobs, parse_seeds, plan, tables
     from ncl_plugin.errors import UsageError
     from ncl_plugin.terminal import say, warn
 
@@ -89,12 +89,7 @@ def main(argv: List[str]) -> int:
         f"{sum(r.finished for r in runs)} finished before, kept"
     )
     check_records(runs)
-    finish = None
-    if args.calibrate_on:
-        metrics = budget.metrics()
-        if "image-auc" in metrics.split(","):  # a test set with authentic images: image F1 at both thresholds
-            metrics += ",image-f1"
-        finish = lambda run: calibrate(run, args.calibrate_on, metrics)  # noqa: E731
+    finish = calibrator(args.calibrate_on, budget.metrics()) if args.calibrate_on else None
     failed = execute(
         runs,
         budget.values.get("epochs"),
