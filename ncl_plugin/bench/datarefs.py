@@ -24,7 +24,9 @@ import os
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
+from ncl_plugin.config import read_config
 from ncl_plugin.data.checks import NEGATIVE
+from ncl_plugin.errors import UsageError
 
 DATA_FLAGS = ("--data_path", "--test_data_path")
 CACHE = "<cache>"
@@ -147,9 +149,6 @@ def flag_value(command: Sequence[str], flag: str) -> Optional[str]:
 def config_digest(name: Optional[str]) -> Optional[str]:
     """A digest of the values a --config (packaged name or YAML file) holds now, None where it names nothing
     readable. A packaged recipe may change between releases while its name stays."""
-    from ncl_plugin.config import read_config
-    from ncl_plugin.errors import UsageError
-
     if name is None:
         return None
     try:
@@ -171,8 +170,10 @@ def same_config(recorded: Dict, name: Optional[str]) -> bool:
     """Whether the config a record names still holds the values it trained with (records from before the
     digest, and configs not readable here, are taken at their name)."""
     before = recorded.get("config_digest")
+    if before is None:
+        return True
     now = config_digest(name)
-    return before is None or now is None or before == now
+    return now is None or before == now
 
 
 def _tail(path: str) -> str:
