@@ -205,6 +205,23 @@ def _config_model_flags(config_model: Optional[str], model_class, shared: set) -
         return set()  # a config naming an unknown model is reported where that model is built
 
 
+def model_defaults(model: str, config: Optional[str] = None) -> Dict:
+    """The values of the model's own flags that ``benco train --model MODEL --config CONFIG`` gives
+    when the command line sets none of them: the constructor's defaults, then the config's, kept by
+    the rule ``parse`` follows. A config that can no longer be read counts as none. Raises UsageError
+    for a model not registered in IMDL-BenCo's MODELS."""
+    model_class = get_model_class(model)
+    parser = model_argparser(model_class)
+    dests = {a.dest for a in parser._actions} - {"help"}
+    try:
+        given = read_config(config) if config else {}
+    except UsageError:
+        given = {}
+    foreign = _config_model_flags(given.get("model"), model_class, set())
+    _apply_yaml(parser, {k: v for k, v in given.items() if k in dests and k not in foreign}, str(config))
+    return vars(parser.parse_args([]))
+
+
 def parse(
     parser: argparse.ArgumentParser,
     argv: List[str],

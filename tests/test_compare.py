@@ -179,3 +179,29 @@ def test_objective_table_sets_each_term_against_its_chance(tmp_path, capsys):
     assert f"{old}: no contrastive objective in its log" in out
     code, lines = error_of(["compare", str(tmp_path / "none"), "--objective"], capsys)
     assert code == 2 and lines[-1].endswith("no log.txt here; --objective reads benco train output folders")
+
+
+def test_a_models_own_flag_is_named_against_its_default_not_the_majority(tmp_path):
+    """NCL without its terms is the row that departs, even where most runs (a baseline's and its own)
+    hold contrast_weight 0: the label says which row is NCL as its defaults build it."""
+    epochs = [(0, {"test": {"pixel-level F1": 0.3}})]
+    folders = [
+        make_run(tmp_path / "ncl-s0", "ncl", 0, epochs, extra={"contrast_weight": 0.5}),
+        make_run(tmp_path / "pc-s0", "ncl", 0, epochs, extra={"contrast_weight": 0.0}),
+        make_run(tmp_path / "pc-s1", "ncl", 1, epochs, extra={"contrast_weight": 0.0}),
+        make_run(tmp_path / "base-s0", "ncl", 0, epochs, extra={"contrast_weight": 0.0, "temperature": 0.5}),
+    ]
+    lines = compare([str(f) for f in folders], "markdown").splitlines()
+    labels = sorted(line.split(" | ")[0][2:] for line in lines[4:])
+    assert labels == ["ncl", "ncl (contrast_weight=0.0)", "ncl (contrast_weight=0.0, temperature=0.5)"]
+
+
+def test_a_setting_no_model_owns_is_named_against_the_majority(tmp_path):
+    epochs = [(0, {"test": {"pixel-level F1": 0.3}})]
+    folders = [make_run(tmp_path / f"s{i}", "ncl", i, epochs) for i in range(2)]
+    odd = make_run(tmp_path / "odd", "ncl", 0, epochs)
+    summary = json.loads((odd / "summary.json").read_text())
+    summary["args"]["image_size"] = 256
+    (odd / "summary.json").write_text(json.dumps(summary))
+    lines = compare([str(f) for f in [*folders, odd]], "markdown").splitlines()
+    assert sorted(line.split(" | ")[0][2:] for line in lines[4:]) == ["ncl", "ncl (image_size=256)"]

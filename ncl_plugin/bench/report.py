@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ncl_plugin.bench import datarefs
+from ncl_plugin.config import model_defaults
 from ncl_plugin.engine.metrics import SELECTION_RULE, best_epoch, evaluator_name
 from ncl_plugin.engine.training_log import read_log, tested_epochs
 from ncl_plugin.errors import UsageError
@@ -190,23 +191,52 @@ def _portable_data(settings: Dict) -> Dict:
     }
 
 
+def _canonical(value) -> str:
+    """A setting's value as text to compare: 0 and 0.0 alike, a list as a tuple."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = float(value)
+    elif isinstance(value, (list, tuple)):
+        value = [float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for v in value]
+    return json.dumps(value, sort_keys=True)
+
+
+def _model_defaults(model: Optional[str], config: Optional[str], cache: Dict) -> Dict[str, str]:
+    """The model's own flags as a plain run of (model, config) sets them, as canonical text; empty for
+    a model this installation does not register."""
+    if (model, config) not in cache:
+        try:
+            values = model_defaults(model, config) if model else {}
+        except UsageError:
+            values = {}
+        cache[model, config] = {k: _canonical(v) for k, v in values.items()}
+    return cache[model, config]
+
+
 def group(runs: List[Run], labels: Optional[Dict[str, str]] = None) -> List[Row]:
-    """Rows labelled by the model and the settings where a run departs from the usual value; seeds are pooled.
+    """Rows labelled by the model and the settings where a run departs from its usual value; seeds are pooled.
+
+    Only settings whose values differ among the runs are named. A model's own flag is named where it
+    departs from the value a plain run of that model and config gives (NCL's contrast_weight=0 reads
+    as such beside deeplabv3plus, whatever most runs hold); any other setting where it departs from
+    the value most runs hold.
 
     labels: {run path: row label}, for a caller that knows better names (runs sharing a label are pooled)."""
     keys = sorted({k for r in runs for k in r.settings} - IGNORED - {"model"})
-    usual = {}
+    varying, majority = [], {}
     for key in keys:
-        values = [json.dumps(r.settings[key], sort_keys=True) for r in runs if key in r.settings]
+        values = [_canonical(r.settings[key]) for r in runs if key in r.settings]
         if len(set(values)) > 1:
-            usual[key] = max(sorted(set(values)), key=values.count)
+            varying.append(key)
+            majority[key] = max(sorted(set(values)), key=values.count)
+    cache: Dict = {}
     rows: Dict[str, Row] = {}
     for run in runs:
         model = run.settings.get("model") or run.name
+        defaults = _model_defaults(run.settings.get("model"), run.settings.get("config"), cache)
         parts = [
             f"{k}={run.settings[k]}"
-            for k in usual
-            if k in run.settings and json.dumps(run.settings[k], sort_keys=True) != usual[k]
+            for k in varying
+            if k in run.settings and _canonical(run.settings[k]) != defaults.get(k, majority[k])
         ]
         label = model + (f" ({', '.join(parts)})" if parts else "")
         if not run.settings:  # no recorded settings: one row per run
