@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-BENCHMARKS_LIMIT = 4 * 1024 * 1024
+# 8 MiB: the real-data curve keeps runs of hundreds of short epochs (a 50-image run: 206 log lines and as many
+# objective records in its summary, about 250 kB)
+BENCHMARKS_LIMIT = 8 * 1024 * 1024
 KEPT = {"log.txt", "summary.json", "bench.json", "calibrated.json"}  # calibrated.json: benco bench --calibrate_on
 
 
@@ -42,7 +44,7 @@ def test_kept_runs_keep_only_what_their_tables_read():
 
 def test_benchmarks_folder_stays_small():
     size = sum((ROOT / p).stat().st_size for p in tracked() if p.startswith("benchmarks/"))
-    assert size <= BENCHMARKS_LIMIT, f"benchmarks/ tracks {size / 2**20:.1f} MiB, more than 4 MiB"
+    assert size <= BENCHMARKS_LIMIT, f"benchmarks/ tracks {size / 2**20:.1f} MiB, more than {BENCHMARKS_LIMIT / 2**20:.0f} MiB"
 
 
 def test_kept_summaries_name_their_checkpoints_not_the_machine():
