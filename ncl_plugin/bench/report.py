@@ -192,7 +192,7 @@ def _portable_data(settings: Dict) -> Dict:
 
 
 def _canonical(value) -> str:
-    """A setting's value as text to compare: 0 and 0.0 alike, a list as a tuple."""
+    """A setting's value as text to compare: 0 and 0.0 alike, in a list too."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = float(value)
     elif isinstance(value, (list, tuple)):
