@@ -490,3 +490,36 @@ def test_a_harness_run_says_the_epoch_its_table_reports(tmp_path, monkeypatch):
     harness.run_all([{"name": "ncl", "model": "ncl", "flags": []}], args, select="last")
     harness.run_all([{"name": "ncl", "model": "ncl", "flags": []}], args)
     assert said == ["last", "best"]
+
+
+def test_the_all_tampered_floor_averages_tampered_images_at_the_recipes_size_without_padding(tmp_path, capsys):
+    """benchmarks/all_tampered.py: 2t / (1 + t) per tampered image (t its tampered share), averaged over the
+    tampered images only, on the masks as the recipe reads them; padded pixels are no image's pixels."""
+    import replicas
+
+    floor = _harness("all_tampered")
+    entries = []
+    for name, box in (("quarter", (0, 0, 32, 32)), ("sixteenth", (0, 0, 16, 16))):  # 64x64: shares 1/4, 1/16
+        replicas.image(tmp_path / f"{name}.png", size=(64, 64))
+        replicas.save_mask(tmp_path / f"{name}_gt.png", replicas.box_mask((64, 64), box))
+        entries.append([str(tmp_path / f"{name}.png"), str(tmp_path / f"{name}_gt.png")])
+    replicas.image(tmp_path / "authentic.png", size=(64, 64))
+    entries.append([str(tmp_path / "authentic.png"), "Negative"])
+    listed = tmp_path / "test.json"
+    listed.write_text(json.dumps(entries))
+    config = tmp_path / "at64.yaml"
+    config.write_text(yaml.safe_dump({"image_size": 64, "if_resizing": True}))
+
+    def f1(t):
+        return 2 * t / (1 + t)
+
+    measured = floor.measure(str(listed), str(config))["test"]
+    assert measured["tampered"] == 2  # the authentic image is not averaged in (it would pull the mean to 2/3)
+    assert measured["f1"] == pytest.approx((f1(1 / 4) + f1(1 / 16)) / 2)
+    assert measured["share"] == pytest.approx((1 / 4 + 1 / 16) / 2)
+
+    # padded to 128: the 64x64 image's own pixels only, not the padding's 3/4 of the square
+    config.write_text(yaml.safe_dump({"image_size": 128, "if_padding": True}))
+    assert floor.measure(str(listed), str(config))["test"]["f1"] == pytest.approx((f1(1 / 4) + f1(1 / 16)) / 2)
+    floor.main(["--list", str(listed), "--config", str(config)])
+    assert f"pixel-F1 {(f1(1 / 4) + f1(1 / 16)) / 2:.3f} over its 2 tampered images" in capsys.readouterr().out

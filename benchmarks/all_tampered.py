@@ -1,0 +1,68 @@
+"""The floor a localizer must clear: pixel F1 of marking every pixel tampered, on one test list.
+
+    python benchmarks/all_tampered.py --config casia-cpu --list casiav1_split/test.json
+
+A model whose threshold falls below all of its probabilities marks every pixel tampered; a threshold
+chosen on validation does that when nothing the model ranks pays more. That mask's per-image pixel F1,
+2 t / (1 + t) for an image whose share t of pixels is tampered, averaged over the tampered images as the
+tables average pixel F1 (an authentic image has no tampered pixel to find and counts in the image-level
+metrics only), is the figure a run's F1 at its validation threshold must beat to have localised
+anything. The masks are read as the recipe tests them: IMDL-BenCo's dataset, resized or padded to the
+config's image size, padding left out. Its pixel AUC is 0.5 whatever the list. A few seconds for
+CASIA v1.0's test side on 2 CPU cores.
+"""
+
+import argparse
+from types import SimpleNamespace
+
+import torch
+
+from ncl_plugin.config import read_config
+from ncl_plugin.data.loaders import build_test_datasets
+
+# benco test's defaults where a config leaves them out: 512 pixels, resized unless padding is asked for
+DEFAULTS = {"image_size": 512, "if_padding": False}
+
+
+def all_tampered_f1(mask: torch.Tensor, shape_mask=None) -> float:
+    """(1, H, W) mask -> per-image pixel F1 of a prediction that marks every (unpadded) pixel tampered;
+    0 for an image without tampered pixels, as IMDL-BenCo's PixelF1 scores it."""
+    valid = torch.ones_like(mask, dtype=torch.bool) if shape_mask is None else shape_mask > 0
+    tampered = float(((mask > 0.5) & valid).sum())
+    return 2 * tampered / (float(valid.sum()) + tampered) if tampered else 0.0
+
+
+def measure(list_path: str, config: str = None) -> dict:
+    """{test set: {"f1": mean over tampered images, "tampered": their count, "share": mean tampered share}}."""
+    values = {**DEFAULTS, **(read_config(config) if config else {})}
+    padding = bool(values["if_padding"])
+    args = SimpleNamespace(image_size=int(values["image_size"]), if_resizing=not padding, if_padding=padding,
+                           edge_mask_width=None)
+    measured = {}
+    for name, dataset in build_test_datasets(list_path, args, None).items():
+        scores, shares = [], []
+        for index in range(len(dataset)):
+            item = dataset[index]
+            f1 = all_tampered_f1(item["mask"], item.get("shape_mask"))
+            if f1:
+                scores.append(f1)
+                shares.append(f1 / (2 - f1))  # t from F1 = 2t / (1 + t)
+        if not scores:
+            raise SystemExit(f"--list {list_path}: {name} holds no tampered image; pixel F1 has nothing to average")
+        measured[name] = {"f1": sum(scores) / len(scores), "tampered": len(scores), "share": sum(shares) / len(shares)}
+    return measured
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--list", required=True, help="a test list (JsonDataset list, folder, or test-set map)")
+    parser.add_argument("--config", default=None, help="the recipe whose image size and resizing or padding "
+                        "the masks are read at (e.g. casia-cpu); default: benco test's, resized to 512")
+    args = parser.parse_args(argv)
+    for name, figures in measure(args.list, args.config).items():
+        print(f"{name}: every pixel tampered scores pixel-F1 {figures['f1']:.3f} over its {figures['tampered']} "
+              f"tampered images (mean tampered share {figures['share']:.3f}); pixel AUC 0.5")
+
+
+if __name__ == "__main__":
+    main()
