@@ -13,40 +13,33 @@ CASIA v1.0's test side on 2 CPU cores.
 """
 
 import argparse
-from types import SimpleNamespace
 
 import torch
 
+from ncl_plugin.commands.flags import common
 from ncl_plugin.config import read_config
 from ncl_plugin.data.loaders import build_test_datasets
 
-# benco test's defaults where a config leaves them out: 512 pixels, resized unless padding is asked for
-DEFAULTS = {"image_size": 512, "if_padding": False}
 
-
-def all_tampered_f1(mask: torch.Tensor, shape_mask=None) -> float:
-    """(1, H, W) mask -> per-image pixel F1 of a prediction that marks every (unpadded) pixel tampered;
-    0 for an image without tampered pixels, as IMDL-BenCo's PixelF1 scores it."""
+def tampered_share(mask: torch.Tensor, shape_mask=None) -> float:
+    """(1, H, W) mask -> the share t of the image's (unpadded) pixels that are tampered; marking every pixel
+    tampered then scores per-image F1 2t / (1 + t), and 0 where t is 0, as IMDL-BenCo's PixelF1 scores it."""
     valid = torch.ones_like(mask, dtype=torch.bool) if shape_mask is None else shape_mask > 0
-    tampered = float(((mask > 0.5) & valid).sum())
-    return 2 * tampered / (float(valid.sum()) + tampered) if tampered else 0.0
+    return float(((mask > 0.5) & valid).sum()) / float(valid.sum())
 
 
 def measure(list_path: str, config: str = None) -> dict:
     """{test set: {"f1": mean over tampered images, "tampered": their count, "share": mean tampered share}}."""
-    values = {**DEFAULTS, **(read_config(config) if config else {})}
-    padding = bool(values["if_padding"])
-    args = SimpleNamespace(image_size=int(values["image_size"]), if_resizing=not padding, if_padding=padding,
-                           edge_mask_width=None)
+    shared = argparse.ArgumentParser()
+    common(shared)  # benco test's own defaults where the config leaves a key out
+    values = {**vars(shared.parse_args([])), **(read_config(config) if config else {})}
+    args = argparse.Namespace(**values)
+    args.if_resizing = not args.if_padding  # resized unless padding is asked for, as benco test does
     measured = {}
     for name, dataset in build_test_datasets(list_path, args, None).items():
-        scores, shares = [], []
-        for index in range(len(dataset)):
-            item = dataset[index]
-            f1 = all_tampered_f1(item["mask"], item.get("shape_mask"))
-            if f1:
-                scores.append(f1)
-                shares.append(f1 / (2 - f1))  # t from F1 = 2t / (1 + t)
+        items = (dataset[index] for index in range(len(dataset)))
+        shares = [t for t in (tampered_share(item["mask"], item.get("shape_mask")) for item in items) if t]
+        scores = [2 * t / (1 + t) for t in shares]
         if not scores:
             raise SystemExit(f"--list {list_path}: {name} holds no tampered image; pixel F1 has nothing to average")
         measured[name] = {"f1": sum(scores) / len(scores), "tampered": len(scores), "share": sum(shares) / len(shares)}
