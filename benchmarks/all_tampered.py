@@ -18,7 +18,8 @@ import torch
 
 from ncl_plugin.commands.flags import common
 from ncl_plugin.config import read_config
-from ncl_plugin.data.loaders import build_test_datasets
+from ncl_plugin.data.loaders import build_test_datasets, choose_resizing
+from ncl_plugin.errors import ReportedError
 
 
 def tampered_share(mask: torch.Tensor, shape_mask=None) -> float:
@@ -34,9 +35,9 @@ def measure(list_path: str, config: str = None) -> dict:
     common(shared)  # benco test's own defaults where the config leaves a key out
     values = {**vars(shared.parse_args([])), **(read_config(config) if config else {})}
     args = argparse.Namespace(**values)
-    args.if_resizing = not args.if_padding  # resized unless padding is asked for, as benco test does
+    choose_resizing(args)  # resized unless padding is asked for, as benco test does
     measured = {}
-    for name, dataset in build_test_datasets(list_path, args, None).items():
+    for name, dataset in build_test_datasets(list_path, args, None, flag="--list").items():
         items = (dataset[index] for index in range(len(dataset)))
         shares = [t for t in (tampered_share(item["mask"], item.get("shape_mask")) for item in items) if t]
         scores = [2 * t / (1 + t) for t in shares]
@@ -52,7 +53,11 @@ def main(argv=None):
     parser.add_argument("--config", default=None, help="the recipe whose image size and resizing or padding "
                         "the masks are read at (e.g. casia-cpu); default: benco test's, resized to 512")
     args = parser.parse_args(argv)
-    for name, figures in measure(args.list, args.config).items():
+    try:
+        measured = measure(args.list, args.config)
+    except ReportedError as err:  # a missing list or config, or a bad one: one line, as benco says it
+        raise SystemExit(f"all_tampered.py: error: {err}") from None
+    for name, figures in measured.items():
         print(f"{name}: every pixel tampered scores pixel-F1 {figures['f1']:.3f} over its {figures['tampered']} "
               f"tampered images (mean tampered share {figures['share']:.3f}); pixel AUC 0.5")
 

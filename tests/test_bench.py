@@ -523,3 +523,11 @@ def test_the_all_tampered_floor_averages_tampered_images_at_the_recipes_size_wit
     assert floor.measure(str(listed), str(config))["test"]["f1"] == pytest.approx((f1(1 / 4) + f1(1 / 16)) / 2)
     floor.main(["--list", str(listed), "--config", str(config)])
     assert f"pixel-F1 {(f1(1 / 4) + f1(1 / 16)) / 2:.3f} over its 2 tampered images" in capsys.readouterr().out
+
+    # bad input: one line naming the script's own flag, not a traceback naming benco test's
+    with pytest.raises(SystemExit, match=r"--list \S*absent\.json: no such file or folder"):
+        floor.main(["--list", str(tmp_path / "absent.json")])
+    # a config asking for both: refused as benco test refuses it, not silently padded
+    config.write_text(yaml.safe_dump({"image_size": 64, "if_padding": True, "if_resizing": True}))
+    with pytest.raises(SystemExit, match="--if_padding and --if_resizing exclude each other"):
+        floor.main(["--list", str(listed), "--config", str(config)])

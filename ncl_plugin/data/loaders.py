@@ -89,6 +89,14 @@ def _read_json(path: str, flag: str):
         ) from None
 
 
+def choose_resizing(args) -> None:
+    """IMDL-BenCo's datasets take exactly one of --if_padding and --if_resizing: resizing when neither is given."""
+    if not args.if_padding and not args.if_resizing:
+        args.if_resizing = True  # resizing is IMDL-BenCo's usual choice
+    if args.if_padding and args.if_resizing:
+        raise UsageError("--if_padding and --if_resizing exclude each other; pass one")
+
+
 def _dataset_options(args, transform, post) -> Dict:
     return dict(
         is_padding=args.if_padding,
@@ -147,14 +155,16 @@ def _resolve(path: str, base: Path) -> str:
     return str(candidate) if candidate.exists() else path
 
 
-def build_test_datasets(path: str, args, post, transform=None) -> Dict[str, torch.utils.data.Dataset]:
+def build_test_datasets(
+    path: str, args, post, transform=None, flag: str = "--test_data_path"
+) -> Dict[str, torch.utils.data.Dataset]:
     """``--test_data_path``: one dataset (a folder or a JsonDataset list, named after its file), or a JSON map
     {name: folder or JsonDataset list}.
 
-    ``transform``: an albumentations transform applied to every test image (robustness tests).
+    ``transform``: an albumentations transform applied to every test image (robustness tests); ``flag``: the
+    flag errors name, for a script that takes the test list under another name.
     """
     transform = transform or test_transform()
-    flag = "--test_data_path"
     missing(path, flag)
     if os.path.isdir(path):
         return {Path(path).resolve().name: build_dataset(path, args, transform, post, flag)}

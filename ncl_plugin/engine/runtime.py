@@ -47,10 +47,7 @@ def setup(args) -> torch.device:
     if args.num_workers is None:
         args.num_workers = loaders.default_num_workers(int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
     args.pin_mem = bool(args.pin_mem) and device.type == "cuda"
-    if not args.if_padding and not args.if_resizing:
-        args.if_resizing = True  # IMDL-BenCo requires one of the two; resizing is its usual choice
-    if args.if_padding and args.if_resizing:
-        raise UsageError("--if_padding and --if_resizing exclude each other; pass one")
+    loaders.choose_resizing(args)
     if args.image_size % 32:
         raise UsageError(f"--image_size {args.image_size}: must be a multiple of 32")
     return device
