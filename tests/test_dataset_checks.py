@@ -25,15 +25,23 @@ def test_empty_tp_folder(tmp_path, capsys):
     assert code == 2 and err == [f"benco train: error: --data_path {tmp_path / 'set'}: Tp/ is empty"]
 
 
-def test_tp_and_gt_counts_differ_where_no_name_pairs(dataset, tmp_path, capsys):
-    """Two naming schemes (no mask named after any image) are paired in sorted order, which needs equal counts."""
+def test_a_folder_where_no_name_pairs_stops_unless_order_pairing_is_asked_for(dataset, tmp_path, capsys):
+    """Two naming schemes (no mask named after any image) used to be paired in sorted order without a word.
+    Now it is an error naming the files, which offers --pair_by_order; that flag pairs in sorted order, says
+    its rule, and needs equal counts."""
     folder = copy_mani(dataset / "train", tmp_path / "set", count=5)
     for n, mask in enumerate(sorted((folder / "Gt").iterdir())):
         mask.rename(folder / "Gt" / f"{n}forged.png")
-    (folder / "Tp" / "yy_alone.png").write_bytes(b"")
     code, err = error_of(train_args(folder, dataset / "test", tmp_path / "out"), capsys)
     assert code == 2 and len(err) == 1
-    assert "Tp/ has 6 files but Gt/ has 5, and no mask is named after an image" in err[0]
+    assert "0 of 5 images have their mask, but 10 files do not pair" in err[0]
+    assert "without a partner of their name: Tp/" in err[0] and "and 6 more" in err[0]
+    assert "or pass --pair_by_order to pair the n-th file of Tp/" in err[0]
+    assert not (tmp_path / "out" / "log.txt").exists()
+    (folder / "Tp" / "yy_alone.png").write_bytes(b"")
+    code, err = error_of(train_args(folder, dataset / "test", tmp_path / "out") + ["--pair_by_order"], capsys)
+    assert code == 2 and len(err) == 1
+    assert "--pair_by_order: Tp/ has 6 files but Gt/ has 5, so they cannot be paired in sorted order" in err[0]
 
 
 def test_a_renamed_mask_is_named_not_paired_by_order(dataset, tmp_path, capsys):
@@ -94,7 +102,7 @@ def test_a_folder_where_only_some_names_pair_names_a_few_files_and_counts_the_re
     assert (f"without a partner of their name: Tp/{CASIA_NAMES[1]}.tif, Tp/{CASIA_NAMES[2]}.tif, "
             f"Tp/{CASIA_NAMES[3]}.tif, Gt/mask0.png and 2 more") in message
     assert f"sharing one name: Gt/{CASIA_NAMES[0]}_gt.png, Gt/{CASIA_NAMES[0]}_mask.png" in message
-    assert "name each mask after its image (x.jpg with x.png, x_gt.png or x_mask.png)" in message
+    assert "name each mask after its image (x.jpg with x.png or x_<any word>.png)" in message
 
 
 def test_imdlbenco_is_given_the_pairs_by_name_where_sorted_order_would_differ(tmp_path):
@@ -116,17 +124,42 @@ def test_imdlbenco_is_given_the_pairs_by_name_where_sorted_order_would_differ(tm
     assert [Path(g).name for g in member.gt_path] == ["a_gt.png", "a1_gt.png", "b_gt.png"]
 
 
-def test_a_folder_of_two_naming_schemes_is_still_paired_in_sorted_order(tmp_path):
+def test_pair_by_order_pairs_a_folder_of_two_naming_schemes_in_sorted_order_and_says_so(tmp_path, capsys):
     from ncl_plugin.data.checks import check_mani_folder
+    from ncl_plugin.errors import UsageError
     from replicas import box_mask, image, save_mask
 
     folder = tmp_path / "two-schemes"
     for n in (1, 2, 10):
         image(folder / "Tp" / f"{n}t.tif", seed=n)
         save_mask(folder / "Gt" / f"{n}forged.png", box_mask())
-    images, masks = check_mani_folder(str(folder), "--data_path")
+    with pytest.raises(UsageError, match="0 of 3 images have their mask"):
+        check_mani_folder(str(folder), "--data_path")
+    images, masks = check_mani_folder(str(folder), "--data_path", by_order=True)
     assert [(Path(i).name, Path(m).name) for i, m in zip(images, masks)] == [
         ("10t.tif", "10forged.png"), ("1t.tif", "1forged.png"), ("2t.tif", "2forged.png")]
+    said = capsys.readouterr().err
+    assert "--pair_by_order: the n-th file of Tp/ with the n-th file of Gt/, both in sorted order" in said
+    assert "first pair 10t.tif with 10forged.png" in said
+
+
+def test_a_mask_named_after_its_image_with_any_suffix_pairs_by_name_not_by_order(tmp_path):
+    """Tp/{a,a1,b}.jpg with Gt/{a1_m,a_m,b_m}.png: no mask name was a known suffix away from an image's, so the
+    folder was paired in sorted order ('a1_m' sorts before 'a_m'): a with a1_m, a1 with a_m. Any word after
+    a separator now names the mask's image, the longest image name first."""
+    from ncl_plugin.data.checks import check_mani_folder
+
+    folder = tmp_path / "prefix"
+    (folder / "Tp").mkdir(parents=True)
+    (folder / "Gt").mkdir()
+    for n, name in enumerate(["a", "a1", "b"]):
+        Image.fromarray(np.full((16, 16, 3), n * 40, np.uint8)).save(folder / "Tp" / f"{name}.jpg")
+        Image.fromarray(np.zeros((16, 16), np.uint8)).save(folder / "Gt" / f"{name}_m.png")
+    (folder / "Gt" / "a_b_m.png").write_bytes(b"")  # a mask of a_b.jpg, were there one: not a's
+    (folder / "Tp" / "a_b.jpg").write_bytes(b"")
+    images, masks = check_mani_folder(str(folder), "--data_path")
+    assert [(Path(i).name, Path(m).name) for i, m in zip(images, masks)] == [
+        ("a.jpg", "a_m.png"), ("a1.jpg", "a1_m.png"), ("a_b.jpg", "a_b_m.png"), ("b.jpg", "b_m.png")]
 
 
 def test_masks_named_after_their_images_pair(dataset, tmp_path, capsys):

@@ -223,6 +223,68 @@ def test_predict_never_reads_its_own_outputs_nor_masks_nor_mixes_runs(ncl_run, d
     assert error_of(["predict", folder / "Tp", "--checkpoint", out, "--out", folder / "Tp"], capsys)[0] == 2
 
 
+def photographs(folder, *names):
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, name in enumerate(names):
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.random.default_rng(n).integers(0, 255, (40, 50, 3), dtype=np.uint8)).save(folder / name)
+    return folder
+
+
+def predicted(capsys, *argv):
+    result = run(capsys, "predict", *argv)
+    out = Path(argv[argv.index("--out") + 1])
+    return json.loads((out / "predictions.json").read_text()), result.err
+
+
+def test_predict_passes_over_what_any_earlier_run_wrote_wherever_its_out_was(ncl_run, tmp_path, capsys):
+    """Only files below the current --out were passed over: `--out photos` then `--out pred2` predicted on
+    au0_mask.png and au0_overlay.jpg (and wrote au0_mask_mask.png), and run1's outputs inside photos_b/ were
+    predicted by run2 as photographs. The outputs carry a mark now; an earlier version's are read from its
+    predictions.json."""
+    out, _ = ncl_run
+    photos = photographs(tmp_path / "photos", "au0.jpg", "tp1.png")
+    first, _ = predicted(capsys, photos, "--checkpoint", out, "--out", photos)
+    assert sorted(Path(k).name for k in first) == ["au0.jpg", "tp1.png"]
+    second, said = predicted(capsys, photos, "--checkpoint", out, "--out", tmp_path / "pred2")
+    assert sorted(Path(k).name for k in second) == ["au0.jpg", "tp1.png"]
+    assert "passed over 4 mask(s) and overlay(s) that benco predict wrote" in said
+    assert not list((tmp_path / "pred2").glob("*_mask_mask.png"))
+    nested = photographs(tmp_path / "photos_b", "a.jpg")
+    predicted(capsys, nested, "--checkpoint", out, "--out", nested / "run1")
+    again, said = predicted(capsys, nested, "--checkpoint", out, "--out", nested / "run2")
+    assert list(again) == [str(nested / "a.jpg")] and "passed over 2 mask(s)" in said
+    # a file given by name is passed over too
+    code, err = error_of(["predict", nested / "run1" / "a_mask.png", "--checkpoint", out, "--out", tmp_path / "x"], capsys)
+    assert code == 2 and "no image" in err[-1]
+    # outputs of an earlier version: no mark, listed in its predictions.json with the --out it was given
+    legacy = photographs(tmp_path / "legacy", "b.jpg", "old/b_mask.png", "old/b_overlay.jpg")
+    (legacy / "old" / "predictions.json").write_text(json.dumps({"legacy/b.jpg": {
+        "mask": "legacy/old/b_mask.png", "overlay": "legacy/old/b_overlay.jpg", "score": 0.1}}))
+    found, said = predicted(capsys, legacy, "--checkpoint", out, "--out", tmp_path / "pred3")
+    assert list(found) == [str(legacy / "b.jpg")] and "passed over 2 mask(s)" in said
+
+
+def test_predict_gives_every_input_its_own_outputs_and_overwrites_nothing(ncl_run, tmp_path, capsys):
+    """coll/a.jpg, coll/a_2.jpg and coll/sub/a.jpg: the third was renamed a_2, onto a_2.jpg's outputs ("Wrote
+    3 masks", 2 files). A user's own a_overlay.jpg beside a.jpg in --out was overwritten by a's overlay."""
+    out, _ = ncl_run
+    coll = photographs(tmp_path / "coll", "a.jpg", "a_2.jpg", "sub/a.jpg", "A.png")
+    inputs = [coll / "a.jpg", coll / "a_2.jpg", coll / "sub" / "a.jpg", coll / "A.png", coll / "a.jpg"]
+    found, said = predicted(capsys, *inputs, "--checkpoint", out, "--out", tmp_path / "collout")
+    assert sorted(found) == sorted({str(p) for p in inputs}) and "Wrote 4 masks" in said
+    masks = [Path(entry["mask"]) for entry in found.values()]
+    overlays = [Path(entry["overlay"]) for entry in found.values()]
+    assert len({p.name.lower() for p in masks}) == 4 and len({p.name.lower() for p in overlays}) == 4
+    assert all(p.is_file() for p in masks + overlays)
+    assert Path(found[str(coll / "a_2.jpg")]["mask"]).name == "a_2_mask.png"  # its own name, never taken
+    mine = photographs(tmp_path / "mine", "a.jpg", "a_overlay.jpg")
+    before = (mine / "a_overlay.jpg").read_bytes()
+    found, _ = predicted(capsys, mine, "--checkpoint", out, "--out", mine)
+    assert (mine / "a_overlay.jpg").read_bytes() == before
+    assert len({entry["overlay"] for entry in found.values()}) == 2
+
+
 def test_robustness_grid_covers_every_perturbation(ncl_run, dataset, tmp_path, capsys):
     out, _ = ncl_run
     run(capsys, "test-robust", "--checkpoint", out, "--test_data_path", dataset / "test", "--num_workers", "0",

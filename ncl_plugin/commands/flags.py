@@ -74,6 +74,12 @@ def evaluation(parser: argparse.ArgumentParser, test_batch_size: int = 2) -> Non
         action="store_true",
         help="leave out missing, unreadable or mismatched images and masks (counted and reported) instead of stopping",
     )
+    parser.add_argument(
+        "--pair_by_order",
+        action="store_true",
+        help="a Tp/ Gt/ folder whose masks are not named after their images: pair the n-th file of Tp/ with the "
+        "n-th of Gt/, both in sorted order (IMDL-BenCo's ManiDataset rule; by default a folder pairs by name)",
+    )
 
 
 def checkpoint(parser: argparse.ArgumentParser, what: str) -> None:

@@ -3,7 +3,7 @@
 import json
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Set, Tuple
 
 import albumentations as albu
 import numpy as np
@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from albumentations.pytorch import ToTensorV2
 from IMDLBenCo.transforms import get_albu_transforms
 from PIL import Image, UnidentifiedImageError
+from PIL.PngImagePlugin import PngInfo
 
 from ncl_plugin.commands import flags
 from ncl_plugin.config import Parser
@@ -59,36 +60,102 @@ def parser() -> Parser:
 # Folders of masks inside a dataset folder (IMDL-BenCo's Gt/, CASIA's ground truth): not photographs to predict on.
 MASK_FOLDERS = {"gt", "groundtruth", "ground_truth", "mask", "masks"}
 RESULTS = "predictions.json"
+# Every mask and overlay this command writes carries this mark (a PNG text chunk, a JPEG comment), so that a
+# later run passes over it wherever it lies; the outputs an earlier version wrote are known by its RESULTS.
+MARK = "benco-predict"
+OUTPUTS = ("_mask.png", "_overlay.jpg")
 
 
-def collect_images(inputs: List[str], out: Optional[Path] = None) -> List[Tuple[Path, Path]]:
-    """(image, its name below --out) for every image of ``inputs``; a folder's images keep their subfolders.
+def written_by_predict(file: Path) -> bool:
+    """Whether ``file`` is a mask or overlay that `benco predict` wrote (its mark; the header alone is read)."""
+    try:
+        with Image.open(file) as handle:
+            comment = handle.info.get("comment", b"")
+            return handle.info.get(MARK) is not None or (
+                isinstance(comment, bytes) and comment.startswith(MARK.encode())
+            )
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
+        return False  # unreadable: predict says so when it comes to it
 
-    Below a folder, masks (files in a Gt/, mask(s)/ or *groundtruth folder) and an --out folder inside it
-    (this command's own outputs) are passed over, and said."""
-    found, passed = [], {"masks": 0, "outputs": 0}
+
+def recorded_outputs(folder: Path) -> Set[Path]:
+    """The masks and overlays that the RESULTS files below ``folder`` list (runs that wrote no mark).
+    A run recorded its outputs as given to it, relative to wherever it ran: they are matched by the
+    longest tail of their path that exists below the RESULTS file's folder."""
+    found = set()
+    for record in folder.rglob(RESULTS):
+        try:
+            entries = json.loads(record.read_text())
+        except (OSError, ValueError):
+            continue
+        if not isinstance(entries, dict):
+            continue
+        base = record.parent.resolve()
+        for entry in entries.values():
+            for key in ("mask", "overlay"):
+                parts = Path(str(entry.get(key, "")) if isinstance(entry, dict) else "").parts
+                for start in range(len(parts)):
+                    candidate = base.joinpath(*parts[start:])
+                    if candidate.is_file():
+                        found.add(candidate)
+                        break
+    return found
+
+
+def collect_images(inputs: List[str]) -> List[Tuple[Path, Path]]:
+    """(image, its name below --out) for every image of ``inputs``, each file once; a folder's images keep their
+    subfolders. Passed over, and said: masks below a folder (files in a Gt/, mask(s)/ or *groundtruth folder),
+    and every mask and overlay that this command wrote, in this run's --out or any other."""
+    found, seen, passed = [], set(), {"masks": 0, "outputs": 0}
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            for file in sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES):
+            recorded = recorded_outputs(path)
+            for file in sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()):
                 relative = file.relative_to(path)
-                if out is not None and out.resolve() != path.resolve() and out.resolve() in file.resolve().parents:
-                    passed["outputs"] += 1
-                elif any(part.lower().replace(" ", "_") in MASK_FOLDERS for part in relative.parent.parts):
+                if any(part.lower().replace(" ", "_") in MASK_FOLDERS for part in relative.parent.parts):
                     passed["masks"] += 1
-                else:
+                elif file.resolve() in recorded or written_by_predict(file):
+                    passed["outputs"] += 1
+                elif file.resolve() not in seen:
+                    seen.add(file.resolve())
                     found.append((file, relative))
         elif path.is_file():
-            found.append((path, Path(path.name)))
+            if written_by_predict(path):
+                passed["outputs"] += 1
+            elif path.resolve() not in seen:
+                seen.add(path.resolve())
+                found.append((path, Path(path.name)))
         else:
             raise UsageError(f"{item}: no such file or folder")
     if passed["masks"]:
         say(f"passed over {passed['masks']} mask(s) in Gt/ or mask folders below {' '.join(inputs)}")
     if passed["outputs"]:
-        say(f"passed over {passed['outputs']} file(s) in --out {out}: this command's outputs")
+        say(f"passed over {passed['outputs']} mask(s) and overlay(s) that benco predict wrote: not photographs")
     if not found:
         raise UsageError(f"no image ({', '.join(sorted(IMAGE_SUFFIXES))}) in {' '.join(inputs)}")
     return found
+
+
+def output_stems(names: List[Path], out: Path) -> List[str]:
+    """One output stem per input name, none shared: a name keeps its own stem (a/b.jpg -> a/b) unless an
+    earlier input took it (a.jpg and a.png, or two folders' a.jpg) or a file the user has is in the way;
+    then <stem>_2, _3, ..., never another input's own stem. Compared without case, for the file systems
+    that ignore it."""
+    own = [name.with_suffix("").as_posix() for name in names]
+    reserved, used, stems = {stem.lower() for stem in own}, set(), []
+    for stem in own:
+        candidate, n = stem, 1
+        while (
+            candidate.lower() in used
+            or (candidate != stem and candidate.lower() in reserved)
+            or any((out / f"{candidate}{end}").exists() for end in OUTPUTS)
+        ):
+            n += 1
+            candidate = f"{stem}_{n}"
+        used.add(candidate.lower())
+        stems.append(candidate)
+    return stems
 
 
 def refuse_earlier_predictions(out: Path) -> None:
@@ -158,7 +225,7 @@ def decision_thresholds(given: Optional[float], checkpoint: str) -> Tuple[float,
 def predict(args, model_args, model_class, files: Optional[List[Tuple[Path, Path]]] = None) -> Dict[str, Dict]:
     """Masks and overlays of ``files`` ((image, name below --out) pairs; default: the images of ``args.inputs``)."""
     out = Path(args.out)
-    files = files if files is not None else collect_images(args.inputs, out)
+    files = files if files is not None else collect_images(args.inputs)
     device = setup(args)
     single_process(args, NAME)
     checkpoint = best_checkpoint(args.checkpoint)
@@ -168,9 +235,12 @@ def predict(args, model_args, model_class, files: Optional[List[Tuple[Path, Path
     pixel_threshold, image_threshold = decision_thresholds(args.threshold, checkpoint)
     transform = preprocessing(args)
     out.mkdir(parents=True, exist_ok=True)
-    results, failed, used, capped = {}, [], set(), 0
+    results, failed, capped = {}, [], 0
+    stems = dict(zip((file for file, _ in files), output_stems([name for _, name in files], out)))
+    mark = PngInfo()
+    mark.add_text(MARK, str(checkpoint))
     started = time.time()
-    for file, name in track(files, "predicting", unit="img"):
+    for file, _ in track(files, "predicting", unit="img"):
         try:
             with Image.open(file) as handle:
                 image = np.asarray(handle.convert("RGB"))
@@ -199,14 +269,13 @@ def predict(args, model_args, model_class, files: Optional[List[Tuple[Path, Path
             probability = probability[..., : seen.shape[0], : seen.shape[1]]
         probability = F.interpolate(probability, size=(height, width), mode="bilinear", align_corners=False)
         probability = probability[0, 0].clamp(0, 1).cpu().numpy()
-        stem = name.with_suffix("").as_posix()
-        stem = stem if stem not in used else f"{stem}_{len(used)}"  # a.jpg and a.png in one folder
-        used.add(stem)
-        mask_path, overlay_path = out / f"{stem}_mask.png", out / f"{stem}_overlay.jpg"
+        mask_path, overlay_path = (out / f"{stems[file]}{end}" for end in OUTPUTS)
         mask_path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray((probability * 255).round().astype(np.uint8)).save(mask_path)
+        Image.fromarray((probability * 255).round().astype(np.uint8)).save(mask_path, pnginfo=mark)
         # JPEG: an overlay is for looking at; as PNG a 12-megapixel photograph's took 13 MB
-        Image.fromarray(overlay(image, probability, pixel_threshold)).save(overlay_path, quality=90)
+        Image.fromarray(overlay(image, probability, pixel_threshold)).save(
+            overlay_path, quality=90, comment=f"{MARK} {checkpoint}".encode()
+        )
         score = float(probability.max()) if score is None else score
         results[str(file)] = {
             "mask": str(mask_path),
@@ -234,7 +303,7 @@ def predict(args, model_args, model_class, files: Optional[List[Tuple[Path, Path
 def main(argv: List[str]) -> int:
     args, model_args, model_class = flags.parse_command(parser(), argv, from_checkpoint=True)
     refuse_earlier_predictions(Path(args.out))
-    files = collect_images(args.inputs, Path(args.out))  # a wrong input is named before the output folder is written
+    files = collect_images(args.inputs)  # a wrong input is named before the output folder is written
     with command_log(args.out, NAME, args.verbose):
         predict(args, model_args, model_class, files)
     return 0

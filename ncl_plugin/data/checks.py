@@ -132,10 +132,15 @@ def problems_of(tp_paths: Sequence[str], gt_paths: Sequence[str]) -> List[Tuple[
     return found
 
 
-def check_mani_folder(path: str, flag: str) -> Tuple[List[str], List[str]]:
-    """A ManiDataset folder's (images, masks), checked and paired: Tp/ and Gt/ must exist and be non-empty,
-    each mask is paired with the image it is named after, and sorted order pairs only a folder whose names
-    share nothing (two naming schemes). Returns the paths in pairing order, for :func:`pair_mani_dataset`."""
+ORDER_FLAG = "--pair_by_order"
+ORDER_RULE = "the n-th file of Tp/ with the n-th file of Gt/, both in sorted order (IMDL-BenCo's ManiDataset)"
+
+
+def check_mani_folder(path: str, flag: str, by_order: bool = False) -> Tuple[List[str], List[str]]:
+    """A ManiDataset folder's (images, masks), checked and paired: Tp/ and Gt/ must exist and be non-empty, and
+    each mask is paired with the image it is named after. A folder where some file has no partner of its name
+    is an error naming the files; sorted order pairs a folder only when the user asks for it (``by_order``,
+    :data:`ORDER_FLAG`). Returns the paths in pairing order, for :func:`pair_mani_dataset`."""
     tp_dir, gt_dir = os.path.join(path, "Tp"), os.path.join(path, "Gt")
     for sub in (tp_dir, gt_dir):
         if not os.path.isdir(sub):
@@ -145,10 +150,12 @@ def check_mani_folder(path: str, flag: str) -> Tuple[List[str], List[str]]:
     tp, gt = sorted(os.listdir(tp_dir)), sorted(os.listdir(gt_dir))
     if not tp:
         raise UsageError(f"{flag} {path}: Tp/ is empty")
-    pairs = _pairs_by_name(tp, gt, path, flag)
-    if pairs is None:
+    if by_order:
         _check_sorted_counts(tp, gt, path, flag)
         pairs = list(zip(tp, gt))
+        say(f"{flag} {path}: {ORDER_FLAG}: {ORDER_RULE}; first pair {pairs[0][0]} with {pairs[0][1]}")
+    else:
+        pairs = _pairs_by_name(tp, gt, path, flag)
     return [os.path.join(tp_dir, t) for t, _ in pairs], [os.path.join(gt_dir, g) for _, g in pairs]
 
 
@@ -160,17 +167,26 @@ def pair_mani_dataset(dataset, pairs: Tuple[List[str], List[str]]):
     return dataset
 
 
-# How datasets name a mask after its image: x.jpg -> x_gt.png (CASIA), x_mask.png, x_edgemask.jpg (Columbia).
-MASK_SUFFIXES = ("_gt", "-gt", "_mask", "-mask", "_edgemask", "_groundtruth")
+# A mask is named after its image: x.jpg with x.png, or x followed by a separator and any word: x_gt.png
+# (CASIA), x_mask.png, x_edgemask.jpg (Columbia), x-m.png. Where two images' names both start a mask's
+# name (a_b.jpg and a.jpg for a_b_gt.png), the longer one is its image.
+SEPARATORS = "_- ."
 NAMED_LIMIT = 4  # unpaired files an error names before it counts the rest
 
 
-def _partner_name(file: str) -> str:
-    stem = os.path.splitext(file)[0].lower()
-    for suffix in MASK_SUFFIXES:
-        if stem.endswith(suffix):
-            return stem[: -len(suffix)]
-    return stem
+def _stem(file: str) -> str:
+    return os.path.splitext(file)[0].lower()
+
+
+def _image_of(mask: str, images: dict) -> Optional[str]:
+    """The stem of the image ``mask`` is named after, or None. ``images``: {stem: [files]}."""
+    stem = _stem(mask)
+    if stem in images:
+        return stem
+    for end in range(len(stem) - 1, 0, -1):  # longest first
+        if stem[end] in SEPARATORS and stem[:end] in images:
+            return stem[:end]
+    return None
 
 
 def _named(files: Sequence[str]) -> str:
@@ -179,48 +195,50 @@ def _named(files: Sequence[str]) -> str:
     return shown + (f" and {len(files) - NAMED_LIMIT} more" if len(files) > NAMED_LIMIT else "")
 
 
-def _by_name(files: Sequence[str]) -> dict:
-    """{the name an image and its mask share: [files]}"""
-    found = {}
-    for name in files:
-        found.setdefault(_partner_name(name), []).append(name)
-    return found
-
-
-def _sharing_a_name(folder: str, by_name: dict) -> List[str]:
-    """Files of one folder that share their name with another: which mask is whose cannot be told."""
-    return [f"{folder}/{name}" for names in by_name.values() if len(names) > 1 for name in names]
-
-
-def _pairs_by_name(tp: Sequence[str], gt: Sequence[str], path: str, flag: str) -> Optional[List[Tuple[str, str]]]:
-    """(image, mask) file names paired by name, in the images' order; None when no mask is named after any
-    image (a folder of two naming schemes, 1t.tif with 1forged.tif, left to sorted order). Where some names
-    pair and others do not, a mask is missing, renamed or extra, and sorted order would score images against
-    other images' masks: an error naming the files without a partner, or with two."""
-    images, masks = _by_name(tp), _by_name(gt)
-    if not images.keys() & masks.keys():
-        return None
-    alone = [f"Tp/{t}" for t in tp if _partner_name(t) not in masks]
-    alone += [f"Gt/{g}" for g in gt if _partner_name(g) not in images]
-    doubled = _sharing_a_name("Tp", images) + _sharing_a_name("Gt", masks)
-    if alone or doubled:
-        paired = sum(1 for key in images.keys() & masks.keys() if len(images[key]) == len(masks[key]) == 1)
-        problems = [f"without a partner of their name: {_named(alone)}"] if alone else []
-        problems += [f"sharing one name: {_named(doubled)}"] if doubled else []
-        raise UsageError(
-            f"{flag} {path}: Tp/ and Gt/ are paired by name, and {paired} of {len(tp)} images have their mask, "
-            f"but {len(alone) + len(doubled)} files do not pair ({'; '.join(problems)}); name each mask after "
-            f"its image (x.jpg with x.png, x_gt.png or x_mask.png) and remove extra files, or give a JsonDataset list"
+def _pairs_by_name(tp: Sequence[str], gt: Sequence[str], path: str, flag: str) -> List[Tuple[str, str]]:
+    """(image, mask) file names paired by name, in the images' order. A file without a partner of its name,
+    or two images or two masks of one name, is an error naming them: sorted order would score images
+    against other images' masks without a word."""
+    images: dict = {}
+    for name in tp:
+        images.setdefault(_stem(name), []).append(name)
+    masks: dict = {}
+    strays = []
+    for name in gt:
+        owner = _image_of(name, images)
+        if owner is None:
+            strays.append(name)
+        else:
+            masks.setdefault(owner, []).append(name)
+    alone = [f"Tp/{t}" for t in tp if _stem(t) not in masks] + [f"Gt/{g}" for g in strays]
+    doubled = [f"Tp/{n}" for names in images.values() if len(names) > 1 for n in names]
+    doubled += [f"Gt/{n}" for names in masks.values() if len(names) > 1 for n in names]
+    if not alone and not doubled:
+        return [(t, masks[_stem(t)][0]) for t in tp]
+    paired = sum(1 for key, names in images.items() if len(names) == 1 and len(masks.get(key, [])) == 1)
+    problems = [f"without a partner of their name: {_named(alone)}"] if alone else []
+    problems += [f"sharing one name: {_named(doubled)}"] if doubled else []
+    if paired == 0 and not doubled and len(tp) == len(gt):
+        advice = (
+            f"name each mask after its image (x.jpg with x.png or x_<any word>.png), give a JsonDataset list, "
+            f"or pass {ORDER_FLAG} to pair {ORDER_RULE}"
         )
-    return [(t, masks[_partner_name(t)][0]) for t in tp]
+    else:
+        advice = (
+            "name each mask after its image (x.jpg with x.png or x_<any word>.png) and remove extra files, "
+            "or give a JsonDataset list"
+        )
+    raise UsageError(
+        f"{flag} {path}: Tp/ and Gt/ are paired by name, and {paired} of {len(tp)} images have their mask, "
+        f"but {len(alone) + len(doubled)} files do not pair ({'; '.join(problems)}); {advice}"
+    )
 
 
 def _check_sorted_counts(tp: Sequence[str], gt: Sequence[str], path: str, flag: str) -> None:
     if len(tp) != len(gt):
         raise UsageError(
-            f"{flag} {path}: Tp/ has {len(tp)} files but Gt/ has {len(gt)}, and no mask is named after an image, "
-            f"so they would be paired in sorted order; name each mask after its image (x.jpg with x.png, "
-            f"x_gt.png or x_mask.png), or give a JsonDataset list"
+            f"{flag} {path}: {ORDER_FLAG}: Tp/ has {len(tp)} files but Gt/ has {len(gt)}, so they cannot be paired "
+            f"in sorted order; add or remove files, or name each mask after its image and leave out {ORDER_FLAG}"
         )
 
 

@@ -114,7 +114,7 @@ def build_dataset(path: str, args, transform, post, flag: str = "--data_path"):
     missing(path, flag)
     options = _dataset_options(args, transform, post)
     if os.path.isdir(path):
-        pairs = check_mani_folder(path, flag)
+        pairs = check_mani_folder(path, flag, getattr(args, "pair_by_order", False))
         return pair_mani_dataset(ManiDataset(path, **options), pairs)
     entries = _read_json(path, flag)
     if isinstance(entries, dict):
@@ -134,7 +134,9 @@ def build_dataset(path: str, args, transform, post, flag: str = "--data_path"):
         for name, member in entries:
             missing(member, f"{flag} {path}: {name}")
             if name == "ManiDataset":
-                checked[member] = check_mani_folder(member, f"{flag} {path}: {name}")
+                checked[member] = check_mani_folder(
+                    member, f"{flag} {path}: {name}", getattr(args, "pair_by_order", False)
+                )
         balanced = BalancedDataset(path, **options)
         for member in balanced.dataset_list:
             if isinstance(member, ManiDataset):
