@@ -356,40 +356,76 @@ def test_thresholds_are_chosen_on_the_list_given_and_never_reported_on_it(ncl_ru
     pairs = list(zip(sorted(p.name for p in (folder / "Tp").iterdir()), sorted(p.name for p in (folder / "Gt").iterdir())))
     half = len(pairs) // 2
     val, test = json_list(folder, pairs[:half], tmp_path / "val.json"), json_list(folder, pairs[half:], tmp_path / "test.json")
-    authentic = sorted((folder / "Au").iterdir())
-    assert authentic  # the validation list holds authentic images too, for the image threshold and scores
-    val.write_text(json.dumps(json.loads(val.read_text()) + [[str(a), "Negative"] for a in authentic]))
+    # both lists hold authentic images too (the image thresholds, the false positives): the set's own, and
+    # training photographs given as authentic (the threshold was chosen on none of them)
+    authentic = sorted((folder / "Au").iterdir()) + sorted((dataset / "train" / "Tp").iterdir())[:3]
+    val.write_text(json.dumps(json.loads(val.read_text()) + [[str(a), "Negative"] for a in authentic[::2]]))
+    mixed = tmp_path / "mixed.json"
+    mixed.write_text(json.dumps(json.loads(test.read_text()) + [[str(a), "Negative"] for a in authentic[1::2]]))
     checkpoint = run_dir / "checkpoint-1.pth"
     common = ["--image_size", "64", "--num_workers", "0"]
 
     said = run(capsys, "calibrate", "--checkpoint", checkpoint, "--val_data_path", val, *common).err
     record = json.loads((run_dir / "threshold.json").read_text())["checkpoint-1.pth"]
-    assert record["images"] == sorted([n for n, _ in pairs[:half]] + [a.name for a in authentic])
+    assert record["images"] == sorted([n for n, _ in pairs[:half]] + [a.name for a in authentic[::2]])
     assert record["chosen_on"] == str(val) and record["image_threshold"] is not None
     assert f"pixel threshold {record['pixel_threshold']:.2f}" in said
-    # every --image_score compared on the same images, the one the model uses named
+    # the pixel threshold is bounded by what it flags on the authentic validation images, and says it
+    assert record["authentic_images"] == len(authentic[::2]) and record["max_authentic_fpr"] == 0.05
+    assert record["authentic_fpr"] <= 0.05 or not record["pixel_rule"]
+    assert f"flags {record['authentic_fpr']:.1%} of the pixels of its {len(authentic[::2])} authentic images" in said
+    # every --image_score compared on the same images, the one the model uses named, each with its threshold
     assert record["image_score"] == "max" and set(record["image_scores"]) == {"max", "top1", "area", "mean"}
+    assert set(record["image_thresholds"]) == {"max", "top1", "area", "mean"}
+    assert record["image_thresholds"]["max"]["threshold"] == record["image_threshold"]
     assert f"max (used) {record['image_scores']['max']['auc']:.3f}" in said
     assert json.loads((run_dir / "summary.json").read_text())["thresholds"]["checkpoint-1.pth"]["pixel_threshold"] == record["pixel_threshold"]
 
-    # On other images: F1 at the chosen threshold beside IMDL-BenCo's F1 at 0.5, which stays.
-    run(capsys, "test", "--checkpoint", checkpoint, "--test_data_path", test, *common, "--out", tmp_path / "on-test")
+    # On other images: F1 at the chosen threshold beside IMDL-BenCo's F1 at 0.5, which stays, and what the
+    # threshold flags on the authentic test images.
+    run(capsys, "test", "--checkpoint", checkpoint, "--test_data_path", mixed, *common, "--out", tmp_path / "on-test",
+        "--metrics", "pixel-f1,image-auc")
     (row,) = json.loads((tmp_path / "on-test.json").read_text())
     assert "pixel-level F1" in row and "pixel-level F1 (validation threshold)" in row
+    assert 0 <= row["authentic FPR (validation threshold)"] <= 1 and "image-level AUC" in row
+    assert "image-level F1 (validation threshold)" in row
+    # A set of tampered images only: image F1 meant nothing there (0.963 on a real run); left out, and said.
+    said = run(capsys, "test", "--checkpoint", checkpoint, "--test_data_path", test, *common,
+               "--out", tmp_path / "tampered-only", "--metrics", "pixel-f1,image-auc").err
+    (row,) = json.loads((tmp_path / "tampered-only.json").read_text())
+    assert "pixel-level F1 (validation threshold)" in row and "authentic FPR (validation threshold)" not in row
+    assert not [k for k in row if k.startswith("image-level")]
+    assert "lists no authentic image" in said and "image-level F1 (validation threshold)" in said
     # On the images that chose it: left out, and said.
     said = run(capsys, "test", "--checkpoint", checkpoint, "--test_data_path", val, *common, "--out", tmp_path / "on-val").err
     (row,) = json.loads((tmp_path / "on-val.json").read_text())
     assert "pixel-level F1 (validation threshold)" not in row and "pixel-level F1" in row
     assert f"its thresholds were chosen on {len(record['images'])} of these images" in said
 
-    # predict draws with the chosen threshold and says so; --threshold still wins
+    # predict draws with the chosen threshold and says what it flags on authentic images; --threshold still wins
     image = folder / "Tp" / pairs[-1][0]
     said = run(capsys, "predict", image, "--checkpoint", checkpoint, "--out", tmp_path / "pred", *common).err
     (result,) = json.loads((tmp_path / "pred" / "predictions.json").read_text()).values()
     assert result["pixel_threshold"] == record["pixel_threshold"] and "chosen by benco calibrate on" in said
+    assert f"it flags {record['authentic_fpr']:.1%} of an authentic validation image's pixels" in said
+    assert result["image_threshold"] == record["image_thresholds"]["max"]["threshold"]
     run(capsys, "predict", image, "--checkpoint", checkpoint, "--out", tmp_path / "pred2", "--threshold", "0.7", *common)
     (result,) = json.loads((tmp_path / "pred2" / "predictions.json").read_text()).values()
     assert result["pixel_threshold"] == 0.7
+    # another image score: its own threshold, never max's
+    run(capsys, "predict", image, "--checkpoint", checkpoint, "--out", tmp_path / "pred3", "--image_score", "mean", *common)
+    (result,) = json.loads((tmp_path / "pred3" / "predictions.json").read_text()).values()
+    assert result["image_threshold"] == record["image_thresholds"]["mean"]["threshold"]
+    assert result["verdict"] == ("tampered" if result["score"] > result["image_threshold"] else "authentic")
+    # a record of an earlier version holds max's threshold alone: another score is refused in one line
+    old = json.loads((run_dir / "threshold.json").read_text())
+    del old["checkpoint-1.pth"]["image_thresholds"]
+    (run_dir / "threshold.json").write_text(json.dumps(old))
+    for command in (["predict", image, "--out", tmp_path / "pred4"], ["test", "--test_data_path", mixed]):
+        code, err = error_of([*command, "--checkpoint", checkpoint, "--image_score", "mean", *common], capsys)
+        assert code == 2 and len(err) == 1, err
+        assert "chosen for --image_score max, not mean; run benco calibrate again" in err[0]
+    assert not (tmp_path / "pred4" / "predictions.json").exists()
 
 
 def test_calibrate_names_a_list_without_tampered_images(ncl_run, dataset, tmp_path, capsys):

@@ -18,6 +18,7 @@ from ncl_plugin.commands import flags
 from ncl_plugin.config import Parser
 from ncl_plugin.engine.checkpoints import best_checkpoint, load_weights
 from ncl_plugin.engine.runtime import build_model, setup, single_process
+from ncl_plugin.engine.thresholds import image_threshold_for, read_record, record_path
 from ncl_plugin.errors import UsageError
 from ncl_plugin.terminal import command_log, say, track, warn
 
@@ -197,28 +198,36 @@ def overlay(image: np.ndarray, probability: np.ndarray, threshold: float) -> np.
     return blended.round().astype(np.uint8)
 
 
-def decision_thresholds(given: Optional[float], checkpoint: str) -> Tuple[float, Optional[float]]:
-    """(pixel threshold, image threshold or None): --threshold if given, else those `benco calibrate` chose on a
-    validation list for this checkpoint, else 0.5 and no image verdict. Says which, once."""
-    from ncl_plugin.engine.thresholds import read_record
-
+def decision_thresholds(given: Optional[float], checkpoint: str, score: Optional[str]) -> Tuple[float, Optional[float]]:
+    """(pixel threshold, image threshold or None): --threshold if given, else the one `benco calibrate` chose on a
+    validation list for this checkpoint, else 0.5; the image threshold chosen for the image score ``score`` in
+    use, or none. Says which, once, with what the pixel threshold flags on authentic validation images."""
     chosen = read_record(checkpoint)
+    image = image_threshold_for(chosen, score, str(record_path(checkpoint)))
     if given is not None:
-        say(f"pixel threshold {given:.2f} (--threshold)")
-        image = chosen.get("image_threshold") if chosen else None
+        say(f"pixel threshold {given:.2f} (--threshold; what it flags on authentic photographs was not measured)")
     elif chosen:
-        given, image = chosen["pixel_threshold"], chosen.get("image_threshold")
+        given = chosen["pixel_threshold"]
+        fpr = chosen.get("authentic_fpr")
+        flags_authentic = (
+            f"flags {fpr:.1%} of an authentic validation image's pixels"
+            if fpr is not None
+            else "chosen on tampered images alone: what it flags on authentic photographs is not known"
+        )
         say(
-            f"pixel threshold {given:.2f}, chosen by benco calibrate on {chosen.get('chosen_on')} "
-            f"(pixel F1 {chosen['pixel_f1']:.3f} there, {chosen['pixel_f1_at_0.5']:.3f} at 0.5)"
+            f"pixel threshold {given:.2f}, chosen by benco calibrate on {chosen.get('chosen_on')}: pixel F1 "
+            f"{chosen['pixel_f1']:.3f} there ({chosen['pixel_f1_at_0.5']:.3f} at 0.5); it {flags_authentic}"
         )
     else:
-        given, image = 0.5, None
+        given = 0.5
         say(
             "pixel threshold 0.50 (IMDL-BenCo's): no threshold.json beside the checkpoint; `benco calibrate` chooses one"
         )
     if image is not None:
-        say(f"image verdicts: 'tampered' above an image score of {image:.4f}, chosen on {chosen.get('chosen_on')}")
+        which = f" (--image_score {score})" if score else ""
+        say(
+            f"image verdicts: 'tampered' above an image score{which} of {image:.4f}, chosen on {chosen.get('chosen_on')}"
+        )
     return given, image
 
 
@@ -232,7 +241,9 @@ def predict(args, model_args, model_class, files: Optional[List[Tuple[Path, Path
     model, unwrapped = build_model(model_class, args, model_args, device)
     load_weights(unwrapped, checkpoint, args.trust_checkpoint)
     model.eval()
-    pixel_threshold, image_threshold = decision_thresholds(args.threshold, checkpoint)
+    pixel_threshold, image_threshold = decision_thresholds(
+        args.threshold, checkpoint, getattr(model_args, "image_score", None)
+    )
     transform = preprocessing(args)
     out.mkdir(parents=True, exist_ok=True)
     results, failed, capped = {}, [], 0
@@ -304,6 +315,9 @@ def main(argv: List[str]) -> int:
     args, model_args, model_class = flags.parse_command(parser(), argv, from_checkpoint=True)
     refuse_earlier_predictions(Path(args.out))
     files = collect_images(args.inputs)  # a wrong input is named before the output folder is written
+    checkpoint = best_checkpoint(args.checkpoint)  # and an image threshold chosen for another score
+    decision_record = read_record(checkpoint)
+    image_threshold_for(decision_record, getattr(model_args, "image_score", None), str(record_path(checkpoint)))
     with command_log(args.out, NAME, args.verbose):
         predict(args, model_args, model_class, files)
     return 0

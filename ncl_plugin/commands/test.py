@@ -44,13 +44,15 @@ def results_stem(args, name: str) -> str:
     return os.path.join(folder, f"{name}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', data)}")
 
 
-def with_chosen_thresholds(make_evaluators, chosen: Optional[Dict], dataset, test_set: str, path: str):
-    """The --metrics evaluators, plus F1 at the thresholds `benco calibrate` chose for this checkpoint, unless
-    they were chosen on some of this test set's images: a threshold is never reported on the images that chose it."""
+def with_chosen_thresholds(make_evaluators, chosen: Optional[Dict], dataset, test_set: str, path: str, score):
+    """The --metrics evaluators, plus F1 at the thresholds `benco calibrate` chose for this checkpoint (the image
+    threshold of the image score ``score`` in use), unless they were chosen on some of this test set's images:
+    a threshold is never reported on the images that chose it."""
     from ncl_plugin.engine.metrics import chosen_threshold_evaluators
 
     if not chosen:
         return make_evaluators
+    image_threshold = thresholds.image_threshold_for(chosen, score, str(thresholds.record_path(path)))
     seen = thresholds.overlap(chosen, thresholds.image_names(dataset))
     if seen:
         warn(
@@ -59,7 +61,28 @@ def with_chosen_thresholds(make_evaluators, chosen: Optional[Dict], dataset, tes
             f"F1 at 0.5 stays"
         )
         return make_evaluators
-    return lambda: make_evaluators() + chosen_threshold_evaluators(chosen)
+    return lambda: make_evaluators() + chosen_threshold_evaluators(chosen, image_threshold)
+
+
+def without_image_level(make_evaluators, dataset, test_set: str, warned: set):
+    """A test set that lists no authentic image gives no image-level figure: IMDL-BenCo would print image F1
+    0.96 on tampered images alone, where it means nothing. The columns are left out, and said once a set."""
+    from ncl_plugin.data.loaders import listed_authentic
+    from ncl_plugin.engine.metrics import is_image_level
+    from ncl_plugin.engine.runtime import is_main
+
+    if listed_authentic(dataset):
+        return make_evaluators
+    dropped = [e.name for e in make_evaluators() if is_image_level(e)]
+    if not dropped:
+        return make_evaluators
+    if is_main() and test_set not in warned:
+        warned.add(test_set)
+        warn(
+            f'{test_set} lists no authentic image ("Negative"): {", ".join(dropped)} left out, as image-level '
+            f"figures need both kinds of image"
+        )
+    return lambda: [e for e in make_evaluators() if not is_image_level(e)]
 
 
 def test(args, model_args, model_class) -> List[Dict]:
@@ -77,12 +100,14 @@ def test(args, model_args, model_class) -> List[Dict]:
         name: loaders.test_loader(ds, args, args.distributed) for name, ds in test_datasets(args, post).items()
     }
     model, unwrapped = build_model(model_class, args, model_args, device)
-    rows = []
+    score = getattr(model_args, "image_score", None)
+    rows, warned = [], set()
     for epoch, path in checkpoints:
         load_weights(unwrapped, path, args.trust_checkpoint)
         chosen = thresholds.read_record(path)
         for name, loader in test_loaders.items():
-            evaluators = with_chosen_thresholds(make_evaluators, chosen, loader.dataset, name, path)
+            evaluators = with_chosen_thresholds(make_evaluators, chosen, loader.dataset, name, path, score)
+            evaluators = without_image_level(evaluators, loader.dataset, name, warned)
             with progress_session(enabled=is_main()) as progress:
                 results = evaluate(model, {name: loader}, evaluators, device, epoch, args, progress=progress)
             rows.append({"checkpoint": os.path.basename(path), "epoch": epoch, "test set": name, **results[name]})
@@ -95,7 +120,12 @@ def test(args, model_args, model_class) -> List[Dict]:
 
 def main(argv: List[str]) -> int:
     args, model_args, model_class = flags.parse_command(parser(), argv, from_checkpoint=True)
-    checkpoint_files(args.checkpoint)  # a missing checkpoint is named before any folder is written
+    # a missing checkpoint, or an image threshold chosen for another score, is named before anything is read
+    for _, path in checkpoint_files(args.checkpoint):
+        record = thresholds.read_record(path)
+        thresholds.image_threshold_for(
+            record, getattr(model_args, "image_score", None), str(thresholds.record_path(path))
+        )
     with command_log(os.path.dirname(os.path.abspath(results_stem(args, "test_results"))), NAME, args.verbose):
         test(args, model_args, model_class)
     return 0

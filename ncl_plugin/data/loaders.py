@@ -188,9 +188,15 @@ def build_test_datasets(
     return datasets
 
 
+def listed_authentic(dataset) -> int:
+    """The images a dataset's list marks authentic ("Negative"): those IMDL-BenCo labels 0. A Tp/ Gt/
+    folder's images are all labelled tampered, an empty mask or not."""
+    return sum(gt == NEGATIVE for member in sub_datasets(dataset) for gt in getattr(member, "gt_path", ()))
+
+
 def _say_authentic(name: str, dataset) -> None:
     """One line when a test set lists authentic images: they count in the image-level metrics only."""
-    authentic = sum(gt == NEGATIVE for member in sub_datasets(dataset) for gt in getattr(member, "gt_path", ()))
+    authentic = listed_authentic(dataset)
     if authentic:
         say(
             f"{name}: pixel metrics over its {len(dataset) - authentic} tampered images; its {authentic} "

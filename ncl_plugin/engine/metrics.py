@@ -66,8 +66,34 @@ class PixelF1BestThreshold(AbstractEvaluator):
         return None
 
 
+class FlaggedShare(AbstractEvaluator):
+    """The share of an image's pixels above ``threshold`` (padding left out): on an authentic image, its
+    false-positive rate."""
+
+    def __init__(self, threshold: float) -> None:
+        super().__init__()
+        self.threshold = threshold
+        self.name = f"flagged share at {threshold:g}"
+        self.desc = f"share of the pixels above {threshold:g}"
+
+    def batch_update(self, predict, mask, shape_mask=None, *args, **kwargs):
+        flagged = predict.detach().flatten(1).float() > self.threshold
+        valid = torch.ones_like(flagged) if shape_mask is None else shape_mask.flatten(1) > 0
+        return (flagged & valid).sum(1).double() / valid.sum(1).clamp(min=1).double()
+
+    def remain_update(self, predict, mask, shape_mask=None, *args, **kwargs):
+        return self.batch_update(predict, mask, shape_mask)
+
+    def epoch_update(self):
+        return None
+
+    def recovery(self):
+        return None
+
+
 class OverTamperedImages(AbstractEvaluator):
-    """A per-image pixel metric averaged over the images that hold tampered pixels only.
+    """A per-image pixel metric averaged over the images that hold tampered pixels only (``authentic``: over
+    the images that hold none, for a false-positive rate; no figure at all when there are none).
 
     IMDL-BenCo averages its pixel metrics over every test image, and an
     authentic image scores 0 (F1, IoU, AUC): a test list that holds authentic
@@ -81,19 +107,19 @@ class OverTamperedImages(AbstractEvaluator):
     image-level metrics are (summed over processes under torchrun).
     """
 
-    def __init__(self, inner: AbstractEvaluator) -> None:
+    def __init__(self, inner: AbstractEvaluator, authentic: bool = False) -> None:
         super().__init__()
         self.inner = inner
+        self.authentic = authentic
         self.name = inner.name
-        self.desc = f"{inner.desc}, over the tampered images"
+        self.desc = f"{inner.desc}, over the {'authentic' if authentic else 'tampered'} images"
         self.recovery()
 
     def _add(self, values, mask, weight: float) -> None:
         values = torch.as_tensor(values, dtype=torch.float64).flatten().cpu()
         tampered = (mask.flatten(1) > 0.5).any(dim=1).cpu()
-        self.totals += weight * torch.stack(
-            [values[tampered].sum(), tampered.sum().double(), (~tampered).sum().double()]
-        )
+        chosen = ~tampered if self.authentic else tampered
+        self.totals += weight * torch.stack([values[chosen].sum(), tampered.sum().double(), (~tampered).sum().double()])
 
     def batch_update(self, predict, mask, shape_mask=None, *args, **kwargs):
         self._add(self.inner.batch_update(predict, mask, shape_mask), mask, 1.0)
@@ -114,6 +140,9 @@ class OverTamperedImages(AbstractEvaluator):
             dist.all_reduce(totals)
             totals = totals.cpu()
         self.authentic_images = int(round(totals[2].item()))
+        if self.authentic:
+            # IMDL-BenCo's loop needs a figure from every evaluator: NaN, which evaluate() leaves out
+            return float(totals[0] / totals[2]) if totals[2] > 0 else float("nan")
         return float(totals[0] / totals[1]) if totals[1] > 0 else 0.0
 
     def recovery(self):
@@ -150,22 +179,32 @@ EVALUATORS: Dict[str, Callable[[], AbstractEvaluator]] = {
 
 CHOSEN_PIXEL_F1 = "pixel-level F1 (validation threshold)"
 CHOSEN_IMAGE_F1 = "image-level F1 (validation threshold)"
+CHOSEN_AUTHENTIC_FPR = "authentic FPR (validation threshold)"
 
 
-def chosen_threshold_evaluators(chosen: Dict) -> list:
+def chosen_threshold_evaluators(chosen: Dict, image_threshold: Optional[float]) -> list:
     """F1 at the thresholds `benco calibrate` chose on a validation list (engine/thresholds.py), named apart
-    from IMDL-BenCo's F1 at 0.5, which stays the column to cite."""
+    from IMDL-BenCo's F1 at 0.5, which stays the column to cite, and the share of an authentic image's
+    pixels the pixel threshold flags (on a test set that holds authentic images). ``image_threshold``: the
+    one chosen for the image score in use (thresholds.image_threshold_for), or None."""
     from IMDLBenCo import evaluation
 
     pixel = OverTamperedImages(evaluation.PixelF1(threshold=chosen["pixel_threshold"], mode="origin"))
     pixel.name = CHOSEN_PIXEL_F1
     pixel.desc = f"pixel-level F1 at {chosen['pixel_threshold']:.2f}, chosen on {chosen.get('chosen_on')}"
-    found = [pixel]
-    if chosen.get("image_threshold") is not None:
-        image = evaluation.ImageF1(threshold=chosen["image_threshold"])
+    fpr = OverTamperedImages(FlaggedShare(chosen["pixel_threshold"]), authentic=True)
+    fpr.name = CHOSEN_AUTHENTIC_FPR
+    found = [pixel, fpr]
+    if image_threshold is not None:
+        image = evaluation.ImageF1(threshold=image_threshold)
         image.name = CHOSEN_IMAGE_F1
         found.append(image)
     return found
+
+
+def is_image_level(evaluator: AbstractEvaluator) -> bool:
+    """An image-level metric: it reads the images' labels, and means nothing without authentic ones."""
+    return evaluator.name.startswith("image-level")
 
 
 @functools.lru_cache(maxsize=None)
