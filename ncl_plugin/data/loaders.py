@@ -208,7 +208,7 @@ def default_num_workers(world_size: int = 1) -> int:
     """Loader workers per process: none when it gets 2 cores or fewer, else half its cores, at most 8.
 
     On 2 cores the model's threads already take both, and a worker only competes with them; IMDL-BenCo's
-    loop also starts the workers anew every epoch. benchmarks/loader_workers.py measured the quickstart
+    loop also starts the workers anew every epoch. benchmarks/probes/loader_workers.py measured the quickstart
     there: 3% faster epochs without a worker, 30% faster on 48-image epochs."""
     cores = (os.cpu_count() or 2) // max(1, world_size)
     return 0 if cores <= 2 else min(8, cores // 2)

@@ -233,7 +233,7 @@ def fixed_batch(size: int, count: int) -> Tuple[np.ndarray, np.ndarray]:
 
     Returns (images (N, 3, size, size), masks (N, 1, size, size)) as float32, the images normalised
     as IMDL-BenCo's transforms hand them to a model: the batch a model must be able to memorise
-    (``tests/test_learning.py``, ``benchmarks/memorise.py``).
+    (``tests/test_learning.py``, ``benchmarks/probes/memorise.py``).
     """
     from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD  # here: timm is slow to import
 

@@ -154,7 +154,7 @@ class WithoutImages:
 
     IMDL-BenCo's ``train_one_epoch`` logs the epoch's last batch (images, masks, predictions) to
     TensorBoard at the end of every epoch: about 0.4 s of PNG encoding on the training thread and
-    1.2 MB of events an epoch at batch 8 and 256x256 (benchmarks/tensorboard_images.py). A small
+    1.2 MB of events an epoch at batch 8 and 256x256 (benchmarks/probes/tensorboard_images.py). A small
     training set runs hundreds of short epochs (the real-data curve's 50 images: 206 epochs of 6
     steps, 286 MB of events a run), so the images are kept on the tested epochs only, beside those
     epochs' test metrics.

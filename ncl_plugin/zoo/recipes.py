@@ -81,7 +81,7 @@ RECIPES: Dict[str, Recipe] = {
     "sobel_segformer": _segformer(" behind Sobel filters"),
     "IML_ViT": Recipe(note="no MAE weights; --input_size follows the image size; edge masks of width 7; "
                            "--lr 1e-4, IMDL-BenCo's own: it memorises one batch at 1e-3 too, but slower "
-                           "(benchmarks/memorise.py)",
+                           "(benchmarks/probes/memorise.py)",
                       sized=lambda s: {"input_size": str(s)}, multiple=8,
                       edge_mask_width=7, cost=8.0, lr=1e-4),
     "PSCC_Net": Recipe(note="--pretrain_path '' (None crashes, an empty weight file prints 445 lines); --input_size follows the image size",

@@ -1,7 +1,7 @@
 """Why NCL's contrastive terms cost accuracy: what each loss sends into the features it acts on, and
 how much the decoder relies on those features.
 
-    python benchmarks/gradients.py runs/bench/ncl-seed0 runs/bench/deeplabv3plus-seed0 --train DIR --test DIR
+    python benchmarks/probes/gradients.py runs/bench/ncl-seed0 runs/bench/deeplabv3plus-seed0 --train DIR --test DIR
 
 For every run (a `benco train` folder; its first and last checkpoints, i.e. early and late in
 training) prints, over --batches training batches (BatchNorm in training mode, as in training):

@@ -1,6 +1,6 @@
 """Which learning rate lets a zoo model learn at all: can it memorise one fixed batch?
 
-    python benchmarks/memorise.py --models IML_ViT,PSCC_Net --lrs 1e-3,1e-4,1e-5 --size 64 --steps 150
+    python benchmarks/probes/memorise.py --models IML_ViT,PSCC_Net --lrs 1e-3,1e-4,1e-5 --size 64 --steps 150
 
 Every model is built as `benco bench` builds it (its recipe of `benco bench --list`, random
 initialisation, no download) and trained on one fixed batch of manipulated images from the embedded

@@ -1,8 +1,8 @@
 """Whether the CPU quickstart should train in the channels-last memory format: seconds per training
 step and per epoch with --no_channels_last and --channels_last, measured side by side in one run.
 
-    python benchmarks/memory_format.py                        # about 3 minutes on 2 cores
-    python benchmarks/memory_format.py --repeats 3 --regimes full,small
+    python benchmarks/probes/memory_format.py                        # about 3 minutes on 2 cores
+    python benchmarks/probes/memory_format.py --repeats 3 --regimes full,small
 
 Each measurement is one real `benco train --config quickstart` (NCL) of one epoch of the
 quickstart's 800 training images (regime `full`; `small` is 8 epochs of 48 images, as in

@@ -1,6 +1,6 @@
 """Can NCL's contrastive objective learn what real splices offer? Overfit a handful of real images.
 
-    python benchmarks/overfit_objective.py --data_path casiav1_split/train.json --images 8 --steps 300
+    python benchmarks/probes/overfit_objective.py --data_path casiav1_split/train.json --images 8 --steps 300
 
 NCL is built as ``--config`` builds it (casia-cpu by default: ResNet-10t, patch 16 at 256x256) and
 trained on one fixed batch of ``--images`` tampered images of the list, resized as the recipe resizes

@@ -1,8 +1,8 @@
 """How many data-loader workers the CPU quickstart should use: seconds per training step and
 per epoch for --num_workers 0, 1 and 2, measured side by side in one run.
 
-    python benchmarks/loader_workers.py                       # about 6 minutes on 2 cores
-    python benchmarks/loader_workers.py --workers 0,1 --repeats 3
+    python benchmarks/probes/loader_workers.py                       # about 6 minutes on 2 cores
+    python benchmarks/probes/loader_workers.py --workers 0,1 --repeats 3
 
 Each measurement is one real `benco train --config quickstart` (NCL) of one epoch, so the
 figures include what an epoch costs beyond its steps: starting the workers (IMDL-BenCo's loop

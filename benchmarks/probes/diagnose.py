@@ -1,6 +1,6 @@
 """What a trained NCL or DeepLabV3+ checkpoint has learned, head by head, where metrics alone do not say.
 
-    python benchmarks/diagnose.py runs/quickstart --data ~/.cache/ncl_plugin/<set>/test
+    python benchmarks/probes/diagnose.py runs/quickstart --data ~/.cache/ncl_plugin/<set>/test
 
 Prints, on the tampered images of --data (a ManiDataset folder or a JsonDataset list):
   - each deep-supervision head (1/8, 1/4, 1/2, 1/1, upsampled): F1 at 0.5, best-threshold F1 and

@@ -1,6 +1,6 @@
 """How fast the synthetic dataset is generated, on one CPU core.
 
-    python benchmarks/data_speed.py --n 300 --size 256
+    python benchmarks/probes/data_speed.py --n 300 --size 256
 
 Pins itself to one core and turns OpenCV's threads off, builds the set into
 a temporary folder (PNG files included) and prints images per second; the

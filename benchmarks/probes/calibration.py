@@ -1,6 +1,6 @@
 """Why a model's pixel-F1 at the fixed 0.5 threshold reads (near) 0: where its probabilities sit.
 
-    python benchmarks/calibration.py runs/casia-bench/segformer-seed0 --data casiav1_split/test.json
+    python benchmarks/probes/calibration.py runs/casia-bench/segformer-seed0 --data casiav1_split/test.json
 
 Any model `benco test` can load (NCL, DeepLabV3+, IMDL-BenCo's zoo), on the tampered images of --data
 (a folder, JsonDataset list or map, as --test_data_path): the mean probability on tampered and on

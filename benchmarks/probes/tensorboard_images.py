@@ -1,7 +1,7 @@
 """What IMDL-BenCo's end-of-epoch TensorBoard images cost: seconds and bytes an epoch.
 
-    python benchmarks/tensorboard_images.py                      # batch 8 at 256x256, the CASIA recipe's
-    python benchmarks/tensorboard_images.py --batch_size 8 --size 512
+    python benchmarks/probes/tensorboard_images.py                      # batch 8 at 256x256, the CASIA recipe's
+    python benchmarks/probes/tensorboard_images.py --batch_size 8 --size 512
 
 IMDL-BenCo's ``train_one_epoch`` ends every epoch by logging the last batch to TensorBoard: the
 images, the ground-truth masks, the predicted masks, the predictions cut at 0.5 and the model's
