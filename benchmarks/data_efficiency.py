@@ -166,7 +166,13 @@ def curve(found, out: Path, title: str) -> None:
     import matplotlib.ticker
 
     panels = _measured(found)
-    figure, axes = plt.subplots(1, panels, figsize=(5 * panels, 4))
+    # two panels a row: a row of four was five times as wide as high, and shrank to a strip in a text column
+    columns = min(panels, 2)
+    rows = -(-panels // columns)
+    figure, grid = plt.subplots(rows, columns, figsize=(5 * columns, 4 * rows), squeeze=False)
+    axes = list(grid.flat)[:panels]
+    for spare in list(grid.flat)[panels:]:
+        spare.set_visible(False)
     for model, by_size in found.items():
         sizes = sorted(by_size)
         for k, axis in enumerate(axes):

@@ -6,10 +6,10 @@ as GitHub shows it). MkDocs serves only what lies in docs/: each linked file is 
 site at the same path below it, and the page's links are pointed at the copy. A link to a file that
 does not exist is reported, and the strict build stops there.
 
-The figures are drawn for a wide screen (panels side by side, at 120 dpi): shrunk to the text
-column, their labels could not be read. Each fills the column where that does not enlarge it, and
-is never shown below FIGURE_SCALE of its size: in a frame that scrolls sideways where it is then
-wider than the column (as wide tables do). A click opens it at full size."""
+The figures are drawn for a wide screen (panels side by side, at 120 dpi). Each is shown whole: at
+its own size, or scaled down to the text column where it is wider (docs/stylesheets/figures.css,
+which also widens a page with figures on a wide screen); its width and height are given so the page
+keeps its place while it loads. A click opens it at full size, where every label can be read."""
 
 import logging
 import re
@@ -22,8 +22,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # A Markdown image, then any Markdown link, whose target lies under benchmarks/, seen from a page in docs/.
 IMAGE = re.compile(r"!\[([^\]]*)\]\(\.\./(benchmarks/[^)\s]+)\)")
 LINK = re.compile(r"\]\(\.\./(benchmarks/[^)\s]+)\)")
-# matplotlib's 10-point labels are 17 px at 120 dpi; at 0.75 they are about the size of the text.
-FIGURE_SCALE = 0.75
 
 log = logging.getLogger("mkdocs.plugins.gen_figures")
 
@@ -38,18 +36,18 @@ def served(path: str) -> bool:
     return (ROOT / path).is_file() and not path.endswith(".md")
 
 
-def png_width(path: str):
-    """A PNG's width in pixels, from its header; None for another format."""
+def png_size(path: str):
+    """A PNG's width and height in pixels, from its header; None for another format."""
     head = (ROOT / path).read_bytes()[:24]
-    return struct.unpack(">I", head[16:20])[0] if head.startswith(b"\x89PNG") else None
+    return struct.unpack(">II", head[16:24]) if head.startswith(b"\x89PNG") else None
 
 
 def figure(match: re.Match) -> str:
-    """An image as a figure: scaled, framed, and linked to the file at full size (attr_list's syntax)."""
+    """An image as a figure, linked to the file at full size (attr_list's syntax)."""
     alt, path = match.groups()
-    width = png_width(path)
-    size = f'{{ style="width: max({round(width * FIGURE_SCALE)}px, min(100%, {width}px))" }}' if width else ""
-    return f"[![{alt}]({path}){size}]({path}){{ .figure }}"
+    size = png_size(path)
+    attrs = f'{{ width="{size[0]}" height="{size[1]}" }}' if size else ""
+    return f'[![{alt}]({path}){attrs}]({path}){{ .figure title="open at full size" }}'
 
 
 def for_the_site(text: str, copied: set) -> str:
