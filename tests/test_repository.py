@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-# 8 MiB: the real-data curve keeps runs of hundreds of short epochs (a 50-image run: 206 log lines and as many
-# objective records in its summary, about 250 kB)
+# 8 MiB for benchmarks/, 4 MiB for its kept runs: a run is kept compact (ncl_plugin.bench.keep; a 50-image
+# run of the real-data curve, 206 log lines, about 115 kB), so that a clone stays light as tables accrue
 BENCHMARKS_LIMIT = 8 * 1024 * 1024
+RUNS_LIMIT = 4 * 1024 * 1024
 KEPT = {"log.txt", "summary.json", "bench.json", "calibrated.json"}  # calibrated.json: benco bench --calibrate_on
 
 
@@ -45,6 +46,10 @@ def test_kept_runs_keep_only_what_their_tables_read():
 def test_benchmarks_folder_stays_small():
     size = sum((ROOT / p).stat().st_size for p in tracked() if p.startswith("benchmarks/"))
     assert size <= BENCHMARKS_LIMIT, f"benchmarks/ tracks {size / 2**20:.1f} MiB, more than {BENCHMARKS_LIMIT / 2**20:.0f} MiB"
+    runs = sum((ROOT / p).stat().st_size for p in tracked() if p.startswith("benchmarks/results/runs/"))
+    assert runs <= RUNS_LIMIT, (
+        f"benchmarks/results/runs/ tracks {runs / 2**20:.2f} MiB, more than {RUNS_LIMIT / 2**20:.0f} MiB: keep what "
+        f"rebuilds a table (python -m ncl_plugin.bench.keep), or drop runs no table reads")
 
 
 def test_kept_summaries_name_their_checkpoints_not_the_machine():
