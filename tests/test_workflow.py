@@ -409,9 +409,15 @@ def test_thresholds_are_chosen_on_the_list_given_and_never_reported_on_it(ncl_ru
     assert result["pixel_threshold"] == record["pixel_threshold"] and "chosen by benco calibrate on" in said
     assert f"it flags {record['authentic_fpr']:.1%} of an authentic validation image's pixels" in said
     assert result["image_threshold"] == record["image_thresholds"]["max"]["threshold"]
-    run(capsys, "predict", image, "--checkpoint", checkpoint, "--out", tmp_path / "pred2", "--threshold", "0.7", *common)
+    said = run(capsys, "predict", image, "--checkpoint", checkpoint, "--out", tmp_path / "pred2", "--threshold", "0.7",
+               *common).err
     (result,) = json.loads((tmp_path / "pred2" / "predictions.json").read_text()).values()
     assert result["pixel_threshold"] == 0.7
+    curves = record["curves"]  # the sweep, kept: what any threshold of it flags on authentic validation images
+    assert curves["threshold"][69] == 0.7 and len(curves["pixel_f1"]) == len(curves["authentic_fpr"]) == 99
+    assert f"it flags {curves['authentic_fpr'][69]:.1%} of an authentic validation image's pixels" in said
+    assert curves["authentic_fpr"][curves["threshold"].index(record["pixel_threshold"])] == pytest.approx(
+        record["authentic_fpr"], abs=1e-6)
     # another image score: its own threshold, never max's
     run(capsys, "predict", image, "--checkpoint", checkpoint, "--out", tmp_path / "pred3", "--image_score", "mean", *common)
     (result,) = json.loads((tmp_path / "pred3" / "predictions.json").read_text()).values()

@@ -83,6 +83,12 @@ def calibrate(args, model_args, model_class) -> Dict:
         "authentic_fpr": pixel["authentic_fpr"],
         "authentic_fpr_at_0.5": pixel["authentic_fpr_at_0.5"],
         "tampered_only": pixel["tampered_only"],
+        # every threshold of the sweep, so that what another threshold flags can be read without a new pass
+        "curves": {
+            "threshold": [round(float(t), 4) for t in thresholds.GRID],
+            "pixel_f1": [round(float(v), 6) for v in sweep.pixel_f1],
+            "authentic_fpr": None if sweep.authentic_fpr is None else [round(float(v), 6) for v in sweep.authentic_fpr],
+        },
         "image_threshold": image["threshold"] if image else None,
         "image_f1": image["f1"] if image else None,
         "image_f1_at_0.5": image["f1_at_0.5"] if image else None,

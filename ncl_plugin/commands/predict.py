@@ -205,7 +205,7 @@ def decision_thresholds(given: Optional[float], checkpoint: str, score: Optional
     chosen = read_record(checkpoint)
     image = image_threshold_for(chosen, score, str(record_path(checkpoint)))
     if given is not None:
-        say(f"pixel threshold {given:.2f} (--threshold; what it flags on authentic photographs was not measured)")
+        say(f"pixel threshold {given:.2f} (--threshold); {flagged_at(chosen, given)}")
     elif chosen:
         given = chosen["pixel_threshold"]
         fpr = chosen.get("authentic_fpr")
@@ -229,6 +229,16 @@ def decision_thresholds(given: Optional[float], checkpoint: str, score: Optional
             f"image verdicts: 'tampered' above an image score{which} of {image:.4f}, chosen on {chosen.get('chosen_on')}"
         )
     return given, image
+
+
+def flagged_at(chosen: Optional[Dict], threshold: float) -> str:
+    """What ``threshold`` flags on the authentic validation images `benco calibrate` swept, in words."""
+    curves = (chosen or {}).get("curves") or {}
+    grid, rates = curves.get("threshold") or [], curves.get("authentic_fpr")
+    if rates and round(threshold, 4) in grid:
+        rate = rates[grid.index(round(threshold, 4))]
+        return f"it flags {rate:.1%} of an authentic validation image's pixels"
+    return "what it flags on authentic photographs was not measured (benco calibrate sweeps 0.01 to 0.99)"
 
 
 def predict(args, model_args, model_class, files: Optional[List[Tuple[Path, Path]]] = None) -> Dict[str, Dict]:
