@@ -18,7 +18,7 @@ from ncl_plugin.commands import flags
 from ncl_plugin.config import Parser
 from ncl_plugin.engine.checkpoints import best_checkpoint, load_weights
 from ncl_plugin.engine.runtime import build_model, setup, single_process
-from ncl_plugin.engine.thresholds import image_threshold_for, read_record, record_path
+from ncl_plugin.engine.thresholds import chosen_for
 from ncl_plugin.errors import UsageError
 from ncl_plugin.terminal import command_log, say, track, warn
 
@@ -202,8 +202,7 @@ def decision_thresholds(given: Optional[float], checkpoint: str, score: Optional
     """(pixel threshold, image threshold or None): --threshold if given, else the one `benco calibrate` chose on a
     validation list for this checkpoint, else 0.5; the image threshold chosen for the image score ``score`` in
     use, or none. Says which, once, with what the pixel threshold flags on authentic validation images."""
-    chosen = read_record(checkpoint)
-    image = image_threshold_for(chosen, score, str(record_path(checkpoint)))
+    chosen, image = chosen_for(checkpoint, score)
     if given is not None:
         say(f"pixel threshold {given:.2f} (--threshold); {flagged_at(chosen, given)}")
     elif chosen:
@@ -325,9 +324,7 @@ def main(argv: List[str]) -> int:
     args, model_args, model_class = flags.parse_command(parser(), argv, from_checkpoint=True)
     refuse_earlier_predictions(Path(args.out))
     files = collect_images(args.inputs)  # a wrong input is named before the output folder is written
-    checkpoint = best_checkpoint(args.checkpoint)  # and an image threshold chosen for another score
-    decision_record = read_record(checkpoint)
-    image_threshold_for(decision_record, getattr(model_args, "image_score", None), str(record_path(checkpoint)))
+    chosen_for(best_checkpoint(args.checkpoint), getattr(model_args, "image_score", None))  # and a wrong score
     with command_log(args.out, NAME, args.verbose):
         predict(args, model_args, model_class, files)
     return 0

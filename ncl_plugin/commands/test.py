@@ -44,15 +44,16 @@ def results_stem(args, name: str) -> str:
     return os.path.join(folder, f"{name}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', data)}")
 
 
-def with_chosen_thresholds(make_evaluators, chosen: Optional[Dict], dataset, test_set: str, path: str, score):
-    """The --metrics evaluators, plus F1 at the thresholds `benco calibrate` chose for this checkpoint (the image
-    threshold of the image score ``score`` in use), unless they were chosen on some of this test set's images:
-    a threshold is never reported on the images that chose it."""
+def with_chosen_thresholds(
+    make_evaluators, chosen: Optional[Dict], image_threshold: Optional[float], dataset, test_set: str, path: str
+):
+    """The --metrics evaluators, plus F1 at the thresholds `benco calibrate` chose for this checkpoint (with
+    ``image_threshold``, the one of the image score in use), unless they were chosen on some of this test set's
+    images: a threshold is never reported on the images that chose it."""
     from ncl_plugin.engine.metrics import chosen_threshold_evaluators
 
     if not chosen:
         return make_evaluators
-    image_threshold = thresholds.image_threshold_for(chosen, score, str(thresholds.record_path(path)))
     seen = thresholds.overlap(chosen, thresholds.image_names(dataset))
     if seen:
         warn(
@@ -104,9 +105,9 @@ def test(args, model_args, model_class) -> List[Dict]:
     rows, warned = [], set()
     for epoch, path in checkpoints:
         load_weights(unwrapped, path, args.trust_checkpoint)
-        chosen = thresholds.read_record(path)
+        chosen, image_threshold = thresholds.chosen_for(path, score)
         for name, loader in test_loaders.items():
-            evaluators = with_chosen_thresholds(make_evaluators, chosen, loader.dataset, name, path, score)
+            evaluators = with_chosen_thresholds(make_evaluators, chosen, image_threshold, loader.dataset, name, path)
             evaluators = without_image_level(evaluators, loader.dataset, name, warned)
             with progress_session(enabled=is_main()) as progress:
                 results = evaluate(model, {name: loader}, evaluators, device, epoch, args, progress=progress)
@@ -122,10 +123,7 @@ def main(argv: List[str]) -> int:
     args, model_args, model_class = flags.parse_command(parser(), argv, from_checkpoint=True)
     # a missing checkpoint, or an image threshold chosen for another score, is named before anything is read
     for _, path in checkpoint_files(args.checkpoint):
-        record = thresholds.read_record(path)
-        thresholds.image_threshold_for(
-            record, getattr(model_args, "image_score", None), str(thresholds.record_path(path))
-        )
+        thresholds.chosen_for(path, getattr(model_args, "image_score", None))
     with command_log(os.path.dirname(os.path.abspath(results_stem(args, "test_results"))), NAME, args.verbose):
         test(args, model_args, model_class)
     return 0

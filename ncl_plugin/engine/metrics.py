@@ -44,17 +44,9 @@ def best_threshold_f1(predict: torch.Tensor, mask: torch.Tensor, shape_mask=None
     return torch.where(positives[:, 0] > 0, best, torch.zeros_like(best))
 
 
-class PixelF1BestThreshold(AbstractEvaluator):
-    """Per-image pixel F1 at that image's best threshold, averaged like IMDL-BenCo's PixelF1."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.name = "pixel-level F1 (best threshold)"
-        self.desc = "pixel-level F1 at each image's best threshold (not the fixed-threshold F1 to cite)"
-
-    def batch_update(self, predict, mask, shape_mask=None, *args, **kwargs):
-        self._check_pixel_level_params(predict, mask)
-        return best_threshold_f1(predict, mask, shape_mask)
+class PerImagePixelMetric(AbstractEvaluator):
+    """A pixel metric given per image by ``batch_update``, which IMDL-BenCo's loop averages: nothing kept
+    between batches, nothing added at the epoch's end."""
 
     def remain_update(self, predict, mask, shape_mask=None, *args, **kwargs):
         return self.batch_update(predict, mask, shape_mask)
@@ -66,7 +58,20 @@ class PixelF1BestThreshold(AbstractEvaluator):
         return None
 
 
-class FlaggedShare(AbstractEvaluator):
+class PixelF1BestThreshold(PerImagePixelMetric):
+    """Per-image pixel F1 at that image's best threshold, averaged like IMDL-BenCo's PixelF1."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.name = "pixel-level F1 (best threshold)"
+        self.desc = "pixel-level F1 at each image's best threshold (not the fixed-threshold F1 to cite)"
+
+    def batch_update(self, predict, mask, shape_mask=None, *args, **kwargs):
+        self._check_pixel_level_params(predict, mask)
+        return best_threshold_f1(predict, mask, shape_mask)
+
+
+class FlaggedShare(PerImagePixelMetric):
     """The share of an image's pixels above ``threshold`` (padding left out): on an authentic image, its
     false-positive rate."""
 
@@ -80,15 +85,6 @@ class FlaggedShare(AbstractEvaluator):
         flagged = predict.detach().flatten(1).float() > self.threshold
         valid = torch.ones_like(flagged) if shape_mask is None else shape_mask.flatten(1) > 0
         return (flagged & valid).sum(1).double() / valid.sum(1).clamp(min=1).double()
-
-    def remain_update(self, predict, mask, shape_mask=None, *args, **kwargs):
-        return self.batch_update(predict, mask, shape_mask)
-
-    def epoch_update(self):
-        return None
-
-    def recovery(self):
-        return None
 
 
 class OverTamperedImages(AbstractEvaluator):

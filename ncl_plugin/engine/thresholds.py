@@ -21,7 +21,7 @@ choose, and the record says so.
 import json
 import os
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import torch
 from IMDLBenCo.evaluation import AbstractEvaluator
@@ -252,3 +252,10 @@ def read_record(checkpoint: str) -> Optional[Dict]:
 def overlap(entry: Dict, names: Iterable[str]) -> List[str]:
     """The images of ``names`` the thresholds were chosen on."""
     return sorted(set(entry.get("images", [])) & set(names))
+
+
+def chosen_for(checkpoint: str, score: Optional[str]) -> Tuple[Optional[Dict], Optional[float]]:
+    """(the thresholds `benco calibrate` chose for ``checkpoint`` or None, the image threshold of the image
+    score ``score`` or None): an image threshold chosen for another score is an error (image_threshold_for)."""
+    chosen = read_record(checkpoint)
+    return chosen, image_threshold_for(chosen, score, str(record_path(checkpoint)))
