@@ -108,6 +108,15 @@ def collect_images(inputs: List[str]) -> List[Tuple[Path, Path]]:
     subfolders. Passed over, and said: masks below a folder (files in a Gt/, mask(s)/ or *groundtruth folder),
     and every mask and overlay that this command wrote, in this run's --out or any other."""
     found, seen, passed = [], set(), {"masks": 0, "outputs": 0}
+
+    def take(file: Path, relative: Path, recorded: Set[Path]) -> None:
+        resolved = file.resolve()
+        if resolved in recorded or written_by_predict(file):
+            passed["outputs"] += 1
+        elif resolved not in seen:
+            seen.add(resolved)
+            found.append((file, relative))
+
     for item in inputs:
         path = Path(item)
         if path.is_dir():
@@ -116,17 +125,10 @@ def collect_images(inputs: List[str]) -> List[Tuple[Path, Path]]:
                 relative = file.relative_to(path)
                 if any(part.lower().replace(" ", "_") in MASK_FOLDERS for part in relative.parent.parts):
                     passed["masks"] += 1
-                elif file.resolve() in recorded or written_by_predict(file):
-                    passed["outputs"] += 1
-                elif file.resolve() not in seen:
-                    seen.add(file.resolve())
-                    found.append((file, relative))
+                else:
+                    take(file, relative, recorded)
         elif path.is_file():
-            if written_by_predict(path):
-                passed["outputs"] += 1
-            elif path.resolve() not in seen:
-                seen.add(path.resolve())
-                found.append((path, Path(path.name)))
+            take(path, Path(path.name), set())
         else:
             raise UsageError(f"{item}: no such file or folder")
     if passed["masks"]:
