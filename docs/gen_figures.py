@@ -13,10 +13,10 @@ keeps its place while it loads. A click opens it at full size, where every label
 
 import logging
 import re
-import struct
 from pathlib import Path
 
 import mkdocs_gen_files
+from PIL import Image, UnidentifiedImageError
 
 ROOT = Path(__file__).resolve().parents[1]
 # A Markdown image, then any Markdown link, whose target lies under benchmarks/, seen from a page in docs/.
@@ -36,16 +36,20 @@ def served(path: str) -> bool:
     return (ROOT / path).is_file() and not path.endswith(".md")
 
 
-def png_size(path: str):
-    """A PNG's width and height in pixels, from its header; None for another format."""
-    head = (ROOT / path).read_bytes()[:24]
-    return struct.unpack(">II", head[16:24]) if head.startswith(b"\x89PNG") else None
+def image_size(path: str):
+    """A figure's width and height in pixels, from its header (PIL reads PNG and JPEG alike); None for a
+    file that is no image."""
+    try:
+        with Image.open(ROOT / path) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError):
+        return None
 
 
 def figure(match: re.Match) -> str:
     """An image as a figure, linked to the file at full size (attr_list's syntax)."""
     alt, path = match.groups()
-    size = png_size(path)
+    size = image_size(path)
     attrs = f'{{ width="{size[0]}" height="{size[1]}" }}' if size else ""
     return f'[![{alt}]({path}){attrs}]({path}){{ .figure title="open at full size" }}'
 

@@ -14,7 +14,7 @@ from ncl_plugin.bench.runner import Job, Run, check_records
 from ncl_plugin.errors import UsageError
 
 ROOT = Path(__file__).resolve().parents[1]
-KEPT = ("bench.json", "summary.json", "log.txt")  # what a kept run holds (tests/test_repository.py)
+KEPT = ("bench.json", "summary.json", "log.txt.gz")  # what a kept run holds (tests/test_repository.py)
 
 
 def write_list(path: Path, rows) -> Path:

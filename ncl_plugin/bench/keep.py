@@ -9,7 +9,8 @@ kept form drops only what nothing reads, and changes no value that is read:
 - ``summary.json`` without ``objective`` where ``log.txt`` gives it back: it is
   :func:`~ncl_plugin.engine.training_log.objective_by_epoch` of the log's rows, record for record
   (a 50-image run's is about 100 kB, pretty-printed), and ``benco compare --objective`` reads the log;
-- ``log.txt`` rows without :data:`UNREAD_LOG_KEYS`, one compact JSON line each;
+- ``log.txt`` rows without :data:`UNREAD_LOG_KEYS`, one compact JSON line each, gzip-compressed as
+  ``log.txt.gz`` (a sixth of the size; :func:`~ncl_plugin.engine.training_log.read_log` reads either);
 - the run's folder as its summary names it (``output_dir``) where it can be said portably: a run
   trained in ``runs/<table>/`` and kept in ``benchmarks/results/runs/<table>/`` names where it lies.
 
@@ -18,6 +19,7 @@ and digests, :mod:`.report` reads the second). Each kept file keeps its source's
 ``benchmarks/figures.py`` orders runs by their summary's. Compacting a kept run again changes nothing.
 """
 
+import gzip
 import json
 import os
 import shutil
@@ -28,11 +30,18 @@ from typing import Dict, List, Optional, Tuple
 from ncl_plugin.bench import datarefs
 from ncl_plugin.bench.report import CALIBRATED
 from ncl_plugin.bench.runner import RECORD
-from ncl_plugin.engine.training_log import LOG_NAME, SUMMARY_NAME, objective_by_epoch, read_log
+from ncl_plugin.engine.training_log import (
+    KEPT_LOG_NAME,
+    LOG_NAME,
+    SUMMARY_NAME,
+    log_file,
+    objective_by_epoch,
+    read_log,
+)
 from ncl_plugin.errors import UsageError
 
 # What a table reads of a run folder (tests/test_repository.py's KEPT): the rest is training output.
-KEPT_FILES = (LOG_NAME, SUMMARY_NAME, RECORD, CALIBRATED)
+KEPT_FILES = (KEPT_LOG_NAME, SUMMARY_NAME, RECORD, CALIBRATED)
 # Log keys that no table, figure or command reads. train_lr: the schedule's rate, a function of the
 # summary's args (lr, min_lr, warmup_epochs, epochs); figures.py draws train_total (or another
 # *loss* key), report.py reads test_metrics, train_seconds and train_steps, objective.py the train_ncl_*
@@ -87,12 +96,14 @@ def kept_files(source: Path, where: Optional[str] = None) -> Dict[str, bytes]:
         raise UsageError(f"{source}: no {SUMMARY_NAME}, not a finished benco train run; only finished runs are kept")
     rows = kept_rows(read_log(str(source)))
     summary = kept_summary(json.loads((source / SUMMARY_NAME).read_text(encoding="utf-8")), rows, where)
+    text = "".join(json.dumps(row, separators=LOG_SEPARATORS) + "\n" for row in rows).encode("utf-8")
     files = {
-        LOG_NAME: "".join(json.dumps(row, separators=LOG_SEPARATORS) + "\n" for row in rows).encode("utf-8"),
+        # mtime 0: the same rows give the same bytes, so that a kept run compacts to itself
+        KEPT_LOG_NAME: gzip.compress(text, compresslevel=9, mtime=0),
         SUMMARY_NAME: json.dumps(summary, indent=SUMMARY_INDENT).encode("utf-8"),
     }
-    if not (source / LOG_NAME).is_file():
-        del files[LOG_NAME]  # a run whose table reads a benco test result: nothing to write for a log
+    if log_file(str(source)) is None:
+        del files[KEPT_LOG_NAME]  # a run whose table reads a benco test result: nothing to write for a log
     for name in (RECORD, CALIBRATED):
         if (source / name).is_file():
             files[name] = (source / name).read_bytes()
@@ -102,13 +113,13 @@ def kept_files(source: Path, where: Optional[str] = None) -> Dict[str, bytes]:
 def keep_run(source, target, where: Optional[str] = None) -> Dict[str, Tuple[int, int]]:
     """Write the kept form of the finished run in ``source`` into ``target`` (the same folder: in place);
     ``where``: how its summary names ``target`` (default: :func:`portable_name`). Other files in ``target``
-    are left as they are. Returns {file name: (bytes in source, bytes kept)}."""
+    are left as they are, but for a log.txt, which the compressed log replaces. Returns {file name: (bytes in source, bytes kept)}."""
     source, target = Path(source), Path(target)
     files = kept_files(source, where if where is not None else portable_name(target))
     target.mkdir(parents=True, exist_ok=True)
     sizes = {}
     for name, content in files.items():
-        before = source / name
+        before = Path(log_file(str(source))) if name == KEPT_LOG_NAME else source / name
         stat = before.stat()
         sizes[name] = (stat.st_size, len(content))
         path = target / name
@@ -119,6 +130,8 @@ def keep_run(source, target, where: Optional[str] = None) -> Dict[str, Tuple[int
         tmp.write_bytes(content)
         os.utime(tmp, ns=(stat.st_atime_ns, stat.st_mtime_ns))
         os.replace(tmp, path)
+    if KEPT_LOG_NAME in files and (target / LOG_NAME).is_file():
+        (target / LOG_NAME).unlink()  # in place: the compressed log holds its rows now
     return sizes
 
 
@@ -131,7 +144,9 @@ def is_kept(folder, where: Optional[str] = None) -> bool:
     """Whether compacting ``folder`` would change none of its kept files."""
     folder = Path(folder)
     files = kept_files(folder, where if where is not None else portable_name(folder))
-    return all((folder / name).read_bytes() == content for name, content in files.items())
+    return not (folder / LOG_NAME).is_file() and all(
+        (folder / name).is_file() and (folder / name).read_bytes() == content for name, content in files.items()
+    )
 
 
 def run_folders(paths) -> List[Path]:

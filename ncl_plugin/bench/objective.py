@@ -8,7 +8,7 @@ segmentation, whatever the metrics say.
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from ncl_plugin.engine.training_log import OBJECTIVE_TERMS, objective_by_epoch, read_log
+from ncl_plugin.engine.training_log import LOG_NAME, OBJECTIVE_TERMS, log_file, objective_by_epoch, read_log
 from ncl_plugin.errors import UsageError
 
 LABELS = {"ncl_pn": "pn", "ncl_se_pos": "se+", "ncl_se_neg": "se-"}
@@ -26,9 +26,9 @@ def _defined(entry: Dict) -> str:
 
 def run_objective(path: str) -> Optional[List[Dict]]:
     folder = Path(path)
-    if folder.name == "log.txt":
+    if folder.name.startswith(LOG_NAME):  # log.txt, or a kept run's log.txt.gz
         folder = folder.parent
-    if not (folder / "log.txt").is_file():
+    if log_file(str(folder)) is None:
         raise UsageError(f"{path}: no log.txt here; --objective reads benco train output folders")
     return objective_by_epoch(read_log(str(folder)))
 

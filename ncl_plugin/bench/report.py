@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Tuple
 from ncl_plugin.bench import datarefs
 from ncl_plugin.config import model_defaults
 from ncl_plugin.engine.metrics import SELECTION_RULE, best_epoch, evaluator_name
-from ncl_plugin.engine.training_log import read_log, tested_epochs
+from ncl_plugin.engine.training_log import log_file, read_log, tested_epochs
 from ncl_plugin.errors import UsageError
 
 COST = "cost"  # the column group of COSTS
@@ -113,7 +113,7 @@ def _test_results_in(folder: Path) -> Path:
     found = sorted(folder.glob("test_results-*.json")) if folder.is_dir() else []
     if (folder / "test_results.json").is_file() or not found:
         return folder / "test_results.json"
-    if len(found) > 1 and not (folder / "log.txt").is_file():
+    if len(found) > 1 and log_file(str(folder)) is None:
         names = ", ".join(f.name for f in found)
         raise UsageError(f"{folder}: holds several benco test results ({names}); name the one to compare")
     return found[0]
@@ -122,7 +122,7 @@ def _test_results_in(folder: Path) -> Path:
 def load_run(path: str, select: str) -> Run:
     folder = Path(path)
     results = folder if folder.is_file() else _test_results_in(folder)
-    log = folder / "log.txt"
+    logged = folder.is_dir() and log_file(str(folder)) is not None  # log.txt, or a kept run's log.txt.gz
     summary = folder / "summary.json"
     settings: Dict = {}
     data: Dict = {}
@@ -130,7 +130,7 @@ def load_run(path: str, select: str) -> Run:
     if summary.is_file():
         data = json.loads(summary.read_text())
         settings = {**data.get("args", {}), **data.get("model_args", {})}
-    if folder.is_dir() and log.is_file():
+    if logged:
         rows = read_log(str(folder))
         tested = tested_epochs(rows)
         if not tested:
@@ -147,7 +147,7 @@ def load_run(path: str, select: str) -> Run:
             settings = {**data.get("args", {}), **data.get("model_args", {})}
     else:
         raise UsageError(f"{path}: neither a training folder (log.txt) nor a benco test result (test_results.json)")
-    if folder.is_dir() and log.is_file():
+    if logged:
         metrics = with_calibrated(folder, epoch, metrics)
     settings = _portable_data(settings)
     return Run(

@@ -110,12 +110,16 @@ def refuse_another_run(output_dir: str, resume: str) -> None:
     """A folder that holds a run is continued (--resume) or left alone: training afresh into it would
     overwrite its checkpoints and summary and append a second epoch 0 to its log."""
     from ncl_plugin.engine.checkpoints import INTERRUPTED_NAME, list_checkpoints
-    from ncl_plugin.engine.training_log import LOG_NAME, SUMMARY_NAME
+    from ncl_plugin.engine.training_log import KEPT_LOG_NAME, LOG_NAME, SUMMARY_NAME
     from ncl_plugin.errors import UsageError
 
     if resume or not output_dir or not os.path.isdir(output_dir):
         return
-    held = [n for n in (LOG_NAME, SUMMARY_NAME, INTERRUPTED_NAME) if os.path.isfile(os.path.join(output_dir, n))]
+    held = [
+        n
+        for n in (LOG_NAME, KEPT_LOG_NAME, SUMMARY_NAME, INTERRUPTED_NAME)
+        if os.path.isfile(os.path.join(output_dir, n))
+    ]
     held += [os.path.basename(p) for _, p in list_checkpoints(output_dir)][-1:]
     if held:
         raise UsageError(

@@ -7,6 +7,7 @@ the last tested epoch, every setting of the run and, for NCL, the contrastive
 objective per epoch against its chance value (:func:`objective_by_epoch`).
 """
 
+import gzip
 import json
 import os
 from typing import Dict, List, Optional
@@ -15,14 +16,25 @@ from ncl_plugin.engine.checkpoints import plain
 from ncl_plugin.engine.metrics import SELECTION_RULE, best_epoch, mean_metrics
 
 LOG_NAME = "log.txt"
+# A kept benchmark run's log (ncl_plugin.bench.keep): the same rows, gzip-compressed, a sixth of the size.
+KEPT_LOG_NAME = LOG_NAME + ".gz"
 SUMMARY_NAME = "summary.json"
 
 
+def log_file(output_dir: str) -> Optional[str]:
+    """The run's log: its log.txt, or a kept run's log.txt.gz; None without either."""
+    for name in (LOG_NAME, KEPT_LOG_NAME):
+        path = os.path.join(output_dir, name)
+        if os.path.isfile(path):
+            return path
+    return None
+
+
 def read_log(output_dir: str) -> List[Dict]:
-    path = os.path.join(output_dir, LOG_NAME)
-    if not os.path.isfile(path):
+    path = log_file(output_dir)
+    if path is None:
         return []
-    with open(path, encoding="utf-8") as handle:
+    with (gzip.open if path.endswith(".gz") else open)(path, "rt", encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
 
 
