@@ -230,3 +230,16 @@ def test_tracked_runs_are_kept_compact(monkeypatch):
     loose = [str(f.relative_to(ROOT)) for f in _tracked_runs() if not keep.is_kept(f)]
     assert not loose, (f"{len(loose)} kept run(s) not compacted, e.g. {loose[:3]}: run "
                        f"python -m ncl_plugin.bench.keep {' '.join(loose[:3])}")
+
+
+def test_a_kept_run_is_never_trained_over(pair):
+    """A kept run holds log.txt.gz, not log.txt: benco train still sees a run there and refuses the folder."""
+    from ncl_plugin.commands.train import refuse_another_run
+    from ncl_plugin.errors import UsageError
+
+    _, after, _ = pair
+    (after / "summary.json").rename(after / "summary.kept")
+    for name in ("checkpoint-3.pth", "train.out"):
+        (after / name).unlink(missing_ok=True)
+    with pytest.raises(UsageError, match=r"holds another run \(log.txt.gz"):
+        refuse_another_run(str(after), "")
