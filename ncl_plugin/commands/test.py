@@ -80,8 +80,8 @@ def without_image_level(make_evaluators, dataset, test_set: str, warned: set):
     if is_main() and test_set not in warned:
         warned.add(test_set)
         warn(
-            f'{test_set} lists no authentic image ("Negative"): {", ".join(dropped)} left out, as image-level '
-            f"figures need both kinds of image"
+            f'{test_set} lists no authentic image ("Negative"): every image-level column is left out '
+            f"({', '.join(dropped)}, for every checkpoint), as image-level figures need both kinds of image"
         )
     return lambda: [e for e in make_evaluators() if not is_image_level(e)]
 
