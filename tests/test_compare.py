@@ -205,3 +205,12 @@ def test_a_setting_no_model_owns_is_named_against_the_majority(tmp_path):
     (odd / "summary.json").write_text(json.dumps(summary))
     lines = compare([str(f) for f in [*folders, odd]], "markdown").splitlines()
     assert sorted(line.split(" | ")[0][2:] for line in lines[4:]) == ["ncl", "ncl (image_size=256)"]
+
+
+def test_a_false_alarm_rate_is_bolded_where_it_is_lowest(tmp_path):
+    metrics = {"CASIAv1": {"pixel-level F1": 0.2, "authentic FPR (validation threshold)": 0.09}}
+    better = {"CASIAv1": {"pixel-level F1": 0.1, "authentic FPR (validation threshold)": 0.04}}
+    runs = [make_run(tmp_path / "a", "ncl", 0, [(0, metrics)]),
+            make_run(tmp_path / "b", "ncl", 0, [(0, better)], {"temperature": 0.5})]
+    text = compare([str(r) for r in runs], "markdown")
+    assert "| **0.040** |" in text and "| **0.200** |" in text and "**0.090**" not in text

@@ -15,11 +15,14 @@ from typing import Dict, List, Optional, Tuple
 
 from ncl_plugin.bench import datarefs
 from ncl_plugin.config import model_defaults
+from ncl_plugin.engine import amp
 from ncl_plugin.engine.metrics import SELECTION_RULE, best_epoch, evaluator_name
 from ncl_plugin.engine.training_log import log_file, read_log, tested_epochs
 from ncl_plugin.errors import UsageError
 
 COST = "cost"  # the column group of COSTS
+# Settings every row names where runs differ in them: no value of theirs is the usual one
+NAMED_WHEN_VARYING = {"precision"}
 
 RULES = {
     "best": SELECTION_RULE,  # the rule summary.json's best epoch follows
@@ -49,7 +52,7 @@ IGNORED = {
     "log_per_epoch_count",
     "save_period",
     "max_nonfinite_steps",
-    "if_not_amp",
+    "if_not_amp",  # the precision the run recorded stands for it
     "no_model_eval",
     "metrics",
     "test_period",
@@ -150,6 +153,9 @@ def load_run(path: str, select: str) -> Run:
     if logged:
         metrics = with_calibrated(folder, epoch, metrics)
     settings = _portable_data(settings)
+    if settings:
+        # named by what ran, not by the flag: a run saved before the record read if_not_amp
+        settings["precision"] = data.get("precision") or amp.recorded(settings)
     return Run(
         name=folder.name if folder.is_dir() else folder.stem,
         path=str(path),
@@ -236,7 +242,8 @@ def group(runs: List[Run], labels: Optional[Dict[str, str]] = None) -> List[Row]
         parts = [
             f"{k}={run.settings[k]}"
             for k in varying
-            if k in run.settings and _canonical(run.settings[k]) != defaults.get(k, majority[k])
+            if k in run.settings
+            and (k in NAMED_WHEN_VARYING or _canonical(run.settings[k]) != defaults.get(k, majority[k]))
         ]
         label = model + (f" ({', '.join(parts)})" if parts else "")
         if not run.settings:  # no recorded settings: one row per run
@@ -310,7 +317,8 @@ def build_table(
             continue
         # Compared as printed (3 decimals), so that a bold value is visibly the best.
         shown = {i: round(line[j][0], 3) for i, line in enumerate(cells) if line[j][0] is not None}
-        top = max(shown.values(), default=None)
+        # a rate of false alarms is best low
+        top = (min if "FPR" in columns[j][1] else max)(shown.values(), default=None)
         winners = [i for i, value in shown.items() if value == top]
         best.append(winners if len(shown) > 1 and len(winners) < len(shown) else [])
     return Table(columns, rows, cells, best, RULES[select])
@@ -351,9 +359,18 @@ def _seeds_note(table: Table) -> str:
     return "mean ± standard deviation over " + "/".join(str(c) for c in counts) + " runs (seeds) per row"
 
 
+def precision_note(table: Table) -> str:
+    """The precision the runs computed in: one for all, or each row's label names its own."""
+    ran = sorted({r.settings["precision"] for row in table.rows for r in row.runs if r.settings.get("precision")})
+    if not ran:
+        return ""
+    return f"; precision {ran[0]}" if len(ran) == 1 else "; precisions differ (each row names its own)"
+
+
 def to_markdown(table: Table) -> str:
     lines = [
-        f"Epoch of each run: {table.rule}; {_seeds_note(table)}; best value per column in bold (none where a column is all equal).",
+        f"Epoch of each run: {table.rule}; {_seeds_note(table)}{precision_note(table)}; best value per column in bold "
+        "(none where a column is all equal).",
         "",
     ]
     lines.append("| run | " + " | ".join(_header(c) for c in table.columns) + " |")
@@ -384,7 +401,7 @@ def latex_escape(text: str) -> str:
 
 def to_latex(table: Table) -> str:
     lines = [
-        f"% Epoch of each run: {table.rule}; {_seeds_note(table)}; best value per column in bold (none where a column is all equal).",
+        f"% Epoch of each run: {table.rule}; {_seeds_note(table)}{precision_note(table)}; best value per column in bold (none where a column is all equal).",
         "% Needs \\usepackage{booktabs}.",
         "\\begin{tabular}{l" + "r" * len(table.columns) + "}",
         "\\toprule",

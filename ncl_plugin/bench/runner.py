@@ -113,6 +113,13 @@ def check_records(runs: Sequence[Run]) -> None:
     """A folder trained with another command, or on other data, is an error before anything trains: results
     of two budgets would otherwise share a row. Data is compared by what it holds, not by where it lies."""
     for run in runs:
+        ran, planned = recorded_precision(run.folder), planned_precision(run.command)
+        if ran and ran != planned:
+            fix = "add --if_not_amp to" if planned != "float32" else "leave out --if_not_amp to"
+            raise UsageError(
+                f"{run.folder} was trained in {ran}, and this command trains in {planned}: {fix} rebuild or extend "
+                "it as it was trained, or give another --out (one table row never mixes precisions)"
+            )
         record = run.folder / RECORD
         if record.is_file():
             changed = datarefs.differences(json.loads(record.read_text()), run.command)
@@ -266,10 +273,38 @@ def calibrate(run: Run, val_data_path: str, metrics: str) -> None:
     say(f"    thresholds chosen on {val_data_path} for {Path(checkpoint).name}; tested into {CALIBRATED}")
 
 
+def runtime_flags(args) -> List[str]:
+    """--device, --num_workers and --if_not_amp of a benchmark's own flags, for every command it runs."""
+    flags = [f for flag in ("device", "num_workers") if getattr(args, flag, None) is not None
+             for f in (f"--{flag}", str(getattr(args, flag)))]  # fmt: skip
+    return flags + (["--if_not_amp"] if getattr(args, "if_not_amp", False) else [])
+
+
 def _runtime_flags(command: Sequence[str]) -> List[str]:
-    """What a run's evaluation shares with its training: the device and loader workers."""
-    return [f for flag in ("--device", "--num_workers") if _flag_value(command, flag) is not None
-            for f in (flag, _flag_value(command, flag))]  # fmt: skip
+    """What a run's evaluation shares with its training: the device, loader workers and precision."""
+    flags = [f for flag in ("--device", "--num_workers") if _flag_value(command, flag) is not None
+             for f in (flag, _flag_value(command, flag))]  # fmt: skip
+    return flags + (["--if_not_amp"] if "--if_not_amp" in command else [])
+
+
+def planned_precision(command: Sequence[str]) -> str:
+    """The precision ``benco train`` will choose for ``command`` on this machine."""
+    from ncl_plugin.engine.amp import precision_for
+    from ncl_plugin.engine.runtime import resolve_device
+
+    return precision_for(resolve_device(_flag_value(command, "--device")), "--if_not_amp" in command)
+
+
+def recorded_precision(folder: Path) -> Optional[str]:
+    """What a run folder trained in: its summary's record, else its log's; None before its first epoch."""
+    from ncl_plugin.engine.amp import recorded
+
+    summary = folder / "summary.json"
+    if summary.is_file():
+        data = json.loads(summary.read_text())
+        return data.get("precision") or recorded(data.get("args") or {})
+    ran = [row["precision"] for row in read_log(str(folder)) if row.get("precision")]
+    return ran[-1] if ran else None
 
 
 def _flag_value(command: Sequence[str], flag: str) -> Optional[str]:
@@ -318,8 +353,7 @@ class Budget:
         for flag in ("synthetic_images", "synthetic_post"):
             if getattr(args, flag) is not None:
                 data += [f"--{flag}", str(getattr(args, flag))]
-        runtime = [f for flag in ("device", "num_workers") if getattr(args, flag) is not None
-                   for f in (f"--{flag}", str(getattr(args, flag)))]  # fmt: skip
+        runtime = runtime_flags(args)
         values = {"image_size": 512, **read_config(args.config), **overrides}  # 512: benco train's default
         return cls(args.config, overrides, data, runtime, values)
 

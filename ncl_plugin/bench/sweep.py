@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from ncl_plugin.bench.runner import BUDGET
+from ncl_plugin.engine.amp import FLAG_HELP
 
 # Network flags a harness may override for NCL and deeplabv3plus (the other models lack them).
 NETWORK = {"backbone": str, "output_stride": int, "decoder_channels": int, "patch_size": int}
@@ -44,6 +45,7 @@ def add_budget_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test_data_path", default=None)
     parser.add_argument("--device", default=None)
     parser.add_argument("--num_workers", default=None)
+    parser.add_argument("--if_not_amp", action="store_true", help=FLAG_HELP)
     parser.add_argument("--out", default="runs/accuracy", help="one folder per run; finished runs are not run again")
 
 
@@ -73,15 +75,23 @@ def run_all(jobs: Sequence[Dict], args, select: str = "best", calibrate_on: Opti
     the run folders. ``select``: the epoch the harness's table reports, which each run's progress line says.
     ``calibrate_on``: a validation list on which each run's last checkpoint gets its thresholds, as
     ``benco bench --calibrate_on`` does (calibrated.json in the run's folder)."""
-    from ncl_plugin.bench.runner import Budget, Job, calibrator, check_records, execute, parse_seeds, plan
+    from ncl_plugin.bench.runner import (
+        Budget,
+        Job,
+        calibrator,
+        check_records,
+        execute,
+        parse_seeds,
+        plan,
+        runtime_flags,
+    )
     from ncl_plugin.bench.runner import jobs as model_jobs
     from ncl_plugin.errors import ReportedError
 
     out = Path(args.out)
     data = ["--data_path", args.data_path, "--test_data_path", args.test_data_path] if args.data_path else []
     data += ["--synthetic_images", str(args.images)] if args.images and not args.data_path else []
-    runtime = [f for flag in ("device", "num_workers") if getattr(args, flag) is not None
-               for f in (f"--{flag}", str(getattr(args, flag)))]  # fmt: skip
+    runtime = runtime_flags(args)
     overrides = {flag: getattr(args, flag) for flag in BUDGET if getattr(args, flag) is not None}
     budget = Budget(args.config, overrides, data, runtime, args.recipe)
     runs = []

@@ -5,6 +5,7 @@ from typing import List
 
 from ncl_plugin.bench.runner import BUDGET
 from ncl_plugin.config import Parser
+from ncl_plugin.engine.amp import FLAG_HELP
 
 NAME = "bench"
 SUMMARY = "NCL and IMDL-BenCo's zoo at one budget (models x seeds), resumable, ending with the table"
@@ -42,6 +43,7 @@ def parser() -> Parser:
     p.add_argument("--test_data_path", default=None, help="its test set(s) (as benco train); needed with --data_path")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (as benco train)")
     p.add_argument("--num_workers", default=None, type=int)
+    p.add_argument("--if_not_amp", action="store_true", help=FLAG_HELP)
     p.add_argument("--out", default="runs/bench", help="one folder per run, and the tables (default: runs/bench)")
     p.add_argument(
         "--select",

@@ -4,6 +4,7 @@ import argparse
 from typing import List
 
 from ncl_plugin.config import parse
+from ncl_plugin.engine import amp
 
 
 def common(parser: argparse.ArgumentParser) -> None:
@@ -42,6 +43,7 @@ def common(parser: argparse.ArgumentParser) -> None:
         help="channels-last memory format (the quickstart's default: faster convolutions on a CPU; often faster with AMP on GPUs)",
     )
     parser.add_argument("--no_channels_last", action="store_false", dest="channels_last")
+    parser.add_argument("--if_not_amp", action="store_true", help=amp.FLAG_HELP)
     parser.set_defaults(channels_last=False)
     parser.add_argument(
         "--trust_checkpoint",
@@ -67,7 +69,6 @@ def evaluation(parser: argparse.ArgumentParser, test_batch_size: int = 2) -> Non
         help="comma list of pixel-f1 (IMDL-BenCo's fixed 0.5 threshold: the one to cite), pixel-f1-best (each image's best threshold, an upper bound), pixel-auc, pixel-iou, pixel-acc, image-f1, image-auc, image-acc (image-level: the test set needs authentic images)",
     )
     parser.add_argument("--no_model_eval", action="store_true", help="do not call model.eval() before testing")
-    parser.add_argument("--if_not_amp", action="store_true", help="no automatic mixed precision (always off on CPU)")
     parser.add_argument("--dist_url", default="env://", help="url used to set up distributed runs")
     parser.add_argument(
         "--skip_bad_samples",

@@ -91,7 +91,10 @@ def test_robust(args, model_args, model_class) -> List[Dict]:
             with progress_session(enabled=is_main()) as progress:
                 results = evaluate(model, test_loaders, make_evaluators, device, 0, args, progress=progress)
             for test_set, metrics in results.items():
-                rows.append({"perturbation": name, "parameter": param, "test set": test_set, **metrics})
+                rows.append(
+                    {"perturbation": name, "parameter": param, "test set": test_set, "precision": args.precision}
+                    | metrics
+                )
     if is_main():
         for name in grid:
             print_rows(

@@ -6,7 +6,7 @@ from typing import Dict, List, Optional
 
 from ncl_plugin.commands import flags
 from ncl_plugin.config import Parser
-from ncl_plugin.engine import thresholds
+from ncl_plugin.engine import amp, thresholds
 from ncl_plugin.engine.checkpoints import checkpoint_files, load_weights
 from ncl_plugin.terminal import command_log, progress_session, say, warn
 
@@ -111,9 +111,14 @@ def test(args, model_args, model_class) -> List[Dict]:
             evaluators = without_image_level(evaluators, loader.dataset, name, warned)
             with progress_session(enabled=is_main()) as progress:
                 results = evaluate(model, {name: loader}, evaluators, device, epoch, args, progress=progress)
-            rows.append({"checkpoint": os.path.basename(path), "epoch": epoch, "test set": name, **results[name]})
+            rows.append(
+                {"checkpoint": os.path.basename(path), "epoch": epoch, "test set": name, "precision": args.precision}
+                | results[name]
+            )
     if is_main():
-        print_rows(rows, f"benco test: {args.model}", ["checkpoint", "epoch", "test set"])
+        print_rows(
+            rows, f"benco test: {args.model} ({amp.described(args.precision)})", ["checkpoint", "epoch", "test set"]
+        )
         json_path, csv_path = write_rows(rows, results_stem(args, "test_results"))
         say(f"Wrote {json_path} and {csv_path}")
     return rows

@@ -31,6 +31,11 @@ ADAPTED_LINES: Tuple[Tuple[str, str, str], ...] = (
     ("evaluation/AUC.py", "dist.all_gather(gather_predict_list, predict)", "_single_process_distributed"),
     ("evaluation/Accuracy.py", "dist.all_gather(gather_predict_list, predict)", "_single_process_distributed"),
     ("training_scripts/trainer/trainer.py", "torch.cuda.synchronize()", "adapted: a no-op without CUDA"),
+    (
+        "training_scripts/trainer/trainer.py",
+        "amp_placeholder = torch.cuda.amp.autocast()",
+        "adapted: the CPU's autocast",
+    ),
     ("training_scripts/utils/misc.py", "self._scaler = torch.cuda.amp.GradScaler()", "amp_scaler"),
     ("training_scripts/utils/misc.py", "args.dist_backend = 'nccl'", "init_distributed"),
     ("training_scripts/utils/misc.py", "torch.backends.cudnn.enabled = False", "seed_everything"),
@@ -110,9 +115,12 @@ def patched(target, name: str, value) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def adapted(device: torch.device) -> Iterator[None]:
-    """Run IMDL-BenCo's loop and evaluators on ``device`` (CPU or CUDA), alone or under DDP."""
+def adapted(device: torch.device, precision: str = "float32") -> Iterator[None]:
+    """Run IMDL-BenCo's loop and evaluators on ``device`` (CPU or CUDA), alone or under DDP, its trainer's
+    autocast in ``precision`` (:mod:`ncl_plugin.engine.amp`)."""
     from IMDLBenCo.evaluation import AUC, F1, Accuracy
+
+    from ncl_plugin.engine import amp
 
     with contextlib.ExitStack() as stack:
         enter = stack.enter_context
@@ -126,6 +134,8 @@ def adapted(device: torch.device) -> Iterator[None]:
             # trainer.py calls torch.cuda.synchronize() on every step,
             # which raises on a machine without a CUDA driver.
             enter(patched(torch.cuda, "synchronize", lambda *a, **k: None))
+            # trainer.py asks for torch.cuda.amp.autocast(), CUDA's float16, a no-op (with a warning) on a CPU.
+            enter(patched(torch.cuda.amp, "autocast", amp.trainer_autocast(device, precision)))
         yield
 
 

@@ -8,7 +8,7 @@ import torch.distributed as dist
 
 from ncl_plugin.config import model_kwargs, model_parameters
 from ncl_plugin.data import loaders
-from ncl_plugin.engine import compat
+from ncl_plugin.engine import amp, compat
 from ncl_plugin.errors import UsageError
 from ncl_plugin.terminal import say
 from ncl_plugin.zoo import adapt, recipe
@@ -37,12 +37,11 @@ def barrier() -> None:
 
 
 def setup(args) -> torch.device:
-    """Device, AMP switch, process group and seeds, in that order."""
+    """Device, process group, precision (AMP) and seeds, in that order."""
     args.device = str(resolve_device(args.device))
     compat.init_distributed(args)
     device = torch.device(args.device)
-    # AMP only on CUDA; IMDL-BenCo's trainer reads args.if_not_amp.
-    args.if_not_amp = bool(getattr(args, "if_not_amp", True)) or device.type != "cuda"
+    amp.choose(args, device)  # args.precision, and args.if_not_amp as IMDL-BenCo's trainer reads it
     compat.seed_everything(args.seed + args.rank)
     if args.num_workers is None:
         args.num_workers = loaders.default_num_workers(int(os.environ.get("LOCAL_WORLD_SIZE", 1)))

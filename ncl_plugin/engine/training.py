@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 import torch
 
 from ncl_plugin.data import checks, loaders, postprocess, synthetic
-from ncl_plugin.engine import compat
+from ncl_plugin.engine import amp, compat
 from ncl_plugin.engine.checkpoints import (
     KEEP_BEST_AFTER_EPOCH,
     forget_interrupted,
@@ -227,7 +227,7 @@ class Training:
             f"Training {args.model} on {self.device} for epochs {args.start_epoch}..{args.epochs - 1}: "
             f"{len(self.train_set)} training images, test sets "
             f"{', '.join(f'{k} ({v})' for k, v in self.test_sizes.items())}; "
-            f"lr {args.lr:.2e}, effective batch {self.effective_batch}, AMP {'on' if not args.if_not_amp else 'off'}"
+            f"lr {args.lr:.2e}, effective batch {self.effective_batch}, {amp.described(args.precision)}"
         )
         with StopRequest() as stop:
             for epoch in range(args.start_epoch, args.epochs):
@@ -259,7 +259,7 @@ class Training:
                 means = mean_metrics(results)
                 row.update({f"test_{k}": v for k, v in means.items()}, test_metrics=results)
                 means = {name: means[name] for name in map(evaluator_name, self.metrics) if name in means}
-        row["epoch"] = epoch
+        row.update(epoch=epoch, precision=args.precision)
         if args.output_dir and is_main():
             if self.log_writer is not None:
                 self.log_writer.flush()
@@ -287,18 +287,19 @@ class Training:
         )
         self.resume_step, self.resume_rng = 0, None
         try:
-            with compat.adapted(self.device), schedule_follows(loader):
-                stats = train_one_epoch(
-                    self.model,
-                    loader,
-                    self.optimizer,
-                    self.device,
-                    epoch,
-                    self.scaler,
-                    log_writer=epoch_writer(self.log_writer, images),
-                    log_per_epoch_count=self.args.log_per_epoch_count,
-                    args=self.args,
-                )
+            with compat.adapted(self.device, self.args.precision), amp.outputs_in_float32(self.model):
+                with schedule_follows(loader):
+                    stats = train_one_epoch(
+                        self.model,
+                        loader,
+                        self.optimizer,
+                        self.device,
+                        epoch,
+                        self.scaler,
+                        log_writer=epoch_writer(self.log_writer, images),
+                        log_per_epoch_count=self.args.log_per_epoch_count,
+                        args=self.args,
+                    )
         except StopAtStep as halt:
             self.stop_at(epoch, halt)
         self.optimizer.zero_grad()

@@ -82,6 +82,9 @@ def write_summary(args, model_args, checkpoints: List[str], parameters: Optional
     rows = read_log(args.output_dir)
     tested = tested_epochs(rows)
     summary = {"model": args.model, "model_args": plain(model_args), "selection": SELECTION_RULE, **(parameters or {})}
+    # What the epochs ran in (a run resumed under another --if_not_amp ran in both, and says so)
+    ran_in = list(dict.fromkeys(row["precision"] for row in rows if row.get("precision")))
+    summary["precision"] = "+".join(ran_in) if ran_in else getattr(args, "precision", None)
     if tested:
         best, last = best_epoch(tested), max(tested)
         summary.update(
