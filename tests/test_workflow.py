@@ -119,7 +119,27 @@ def test_benco_test_reproduces_the_logged_metrics(ncl_run, dataset, tmp_path, ca
     for row in rows:
         for metric in ("pixel-level F1", "pixel-level AUC"):
             assert row[metric] == pytest.approx(logged[row["epoch"]][metric], abs=1e-6)
-    assert (tmp_path / "results.csv").read_text().startswith("checkpoint,epoch,test set,pixel-level F1")
+    assert (tmp_path / "results.csv").read_text().startswith("checkpoint,epoch,test set,precision,pixel-level F1")
+    # tested in the precision it was trained in, and saying so
+    assert {r["precision"] for r in rows} == {json.loads((out / "summary.json").read_text())["precision"]}
+
+
+def test_a_checkpoint_that_predicts_nan_is_an_error_not_a_score(ncl_run, dataset, tmp_path, capsys):
+    """IMDL-BenCo's evaluators turn NaN probabilities into a finite AUC and an F1 of 0."""
+    import torch
+
+    out, _ = ncl_run
+    broken = tmp_path / "broken.pth"
+    state = torch.load(out / "checkpoint-1.pth", map_location="cpu", weights_only=True)
+    weight = next(v for k, v in state["model"].items() if k.endswith("weight") and v.dim() == 4)
+    weight[(0,) * weight.dim()] = float("nan")
+    torch.save(state, broken)
+    code, err = error_of(["test", "--checkpoint", broken, "--test_data_path", dataset / "test_datasets.json",
+                          "--num_workers", "0", "--metrics", METRICS, "--out", tmp_path / "results"], capsys)
+    assert code != 0 and len(err) == 1 and "predicted NaN or infinite probabilities" in err[0], err
+    assert "test set synthetic" in err[0] and not (tmp_path / "results.json").exists()
+    code, err = error_of(["predict", dataset / "test" / "Tp", "--checkpoint", broken, "--out", tmp_path / "pred"], capsys)
+    assert code != 0 and len(err) == 1 and "predicted NaN or infinite probabilities" in err[0], err
 
 
 def test_resume_continues_from_the_checkpoint(ncl_run, dataset, tmp_path, capsys):

@@ -16,10 +16,11 @@ from PIL.PngImagePlugin import PngInfo
 
 from ncl_plugin.commands import flags
 from ncl_plugin.config import Parser
+from ncl_plugin.engine import amp
 from ncl_plugin.engine.checkpoints import best_checkpoint, load_weights
 from ncl_plugin.engine.runtime import build_model, setup, single_process
 from ncl_plugin.engine.thresholds import chosen_for
-from ncl_plugin.errors import UsageError
+from ncl_plugin.errors import RunError, UsageError
 from ncl_plugin.terminal import command_log, say, track, warn
 
 NAME = "predict"
@@ -283,10 +284,15 @@ def predict(args, model_args, model_class, files: Optional[List[Tuple[Path, Path
             "mask": torch.zeros_like(tensor[:, :1]),
             "label": torch.zeros(1, dtype=torch.long, device=device),
         }
-        with torch.no_grad():
+        with torch.no_grad(), amp.running(model, device, args.precision):
             output = model(**batch)
         score = float(output["pred_label"].flatten()[0]) if output.get("pred_label") is not None else None
         probability = output["pred_mask"].float()
+        if not bool(torch.isfinite(probability).all()):
+            raise RunError(
+                f"{file}: the model predicted NaN or infinite probabilities; the checkpoint's weights are probably "
+                f"not finite ({checkpoint})"
+            )
         if args.full_resolution:
             probability = probability[..., : seen.shape[0], : seen.shape[1]]
         probability = F.interpolate(probability, size=(height, width), mode="bilinear", align_corners=False)

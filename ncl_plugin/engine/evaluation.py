@@ -1,13 +1,17 @@
 """Testing a model with IMDL-BenCo's test loop on every test set, and writing what it measured."""
 
+import contextlib
 import csv
 import json
 import math
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, Iterator, List, Tuple
+
+import torch
 
 from ncl_plugin.data import checks, loaders
-from ncl_plugin.engine import compat
+from ncl_plugin.engine import amp, compat
+from ncl_plugin.errors import RunError
 from ncl_plugin.terminal import TrackedLoader, show
 
 
@@ -20,7 +24,8 @@ def test_datasets(args, post, transform=None) -> Dict:
 
 
 def evaluate(model, loaders: Dict, make_evaluators, device, epoch: int, args, log_writer=None, progress=None):
-    """IMDL-BenCo's test_one_epoch on every test set. Returns {test set: {metric: value}}."""
+    """IMDL-BenCo's test_one_epoch on every test set, in the run's precision (``args.precision``, float32 outputs).
+    Returns {test set: {metric: value}}."""
     from IMDLBenCo.training_scripts.tester import test_one_epoch
 
     results = {}
@@ -28,18 +33,19 @@ def evaluate(model, loaders: Dict, make_evaluators, device, epoch: int, args, lo
         evaluators = make_evaluators()
         if progress is not None:
             loader = TrackedLoader(loader, progress, f"test {name}")
-        with compat.adapted(device):
-            stats = test_one_epoch(
-                model,
-                data_loader=loader,
-                evaluator_list=evaluators,
-                device=device,
-                epoch=epoch,
-                name=name,
-                log_writer=log_writer,
-                args=args,
-                is_test=False,
-            )
+        with compat.adapted(device), amp.running(model, device, getattr(args, "precision", amp.FLOAT32)):
+            with finite_predictions(model, name):
+                stats = test_one_epoch(
+                    model,
+                    data_loader=loader,
+                    evaluator_list=evaluators,
+                    device=device,
+                    epoch=epoch,
+                    name=name,
+                    log_writer=log_writer,
+                    args=args,
+                    is_test=False,
+                )
         # a rate over authentic images on a set without one has nothing to average: no figure
         results[name] = {
             e.name: float(stats[e.name])
@@ -47,6 +53,29 @@ def evaluate(model, loaders: Dict, make_evaluators, device, epoch: int, args, lo
             if not (getattr(e, "authentic", False) and math.isnan(float(stats[e.name])))
         }
     return results
+
+
+@contextlib.contextmanager
+def finite_predictions(model, test_set: str) -> Iterator[None]:
+    """Stop with one line when the model predicts NaN or infinity: IMDL-BenCo's evaluators would turn such a
+    mask into a finite F1 and AUC (a checkpoint with a NaN weight read AUC 0.45)."""
+    bad = []
+
+    def check(module, inputs, output):
+        mask = output.get("pred_mask") if isinstance(output, dict) else None
+        if mask is not None and not bad and not bool(torch.isfinite(mask).all()):
+            bad.append(mask.shape)
+
+    handle = model.register_forward_hook(check)
+    try:
+        yield
+    finally:
+        handle.remove()
+    if bad:
+        raise RunError(
+            f"test set {test_set}: the model predicted NaN or infinite probabilities, so no metric of it means "
+            "anything; the checkpoint's weights are probably not finite (retrain, or lower --lr)"
+        )
 
 
 def write_rows(rows: List[Dict], stem: str) -> Tuple[str, str]:
