@@ -2,6 +2,8 @@
 
     python benchmarks/speed.py --backbone resnet50 --image_size 256 --device cpu
     python benchmarks/speed.py --backbone resnet101 --image_size 512 --device cuda --amp --batch 8
+    python benchmarks/speed.py --amp_vs_float32 --backbone resnet10t --output_stride 16 --decoder_channels 64 \
+        --patch_size 16 --batch 8 --channels_last --device cpu     # the casia-cpu network: AMP against float32
 
 Timings are interleaved (A B B A A B ... after warm-up) and the median of the
 repeats is reported, so that both models see the same machine state; the
@@ -14,6 +16,10 @@ varies by a few percent with the allocator's state). Beside it, the bytes
 autograd saves for the backward pass of one training forward: a
 deterministic count of the activation memory a method adds. The last line
 states NCL's three ratios over deeplabv3plus against the targets.
+
+--amp_vs_float32 times each of ncl and deeplabv3plus twice, under autocast (float16 on CUDA, or
+bfloat16 with --bf16; bfloat16 on a CPU) and in float32, the four interleaved in one run, the same
+weights in both precisions; its last line states AMP's ratios to float32 against AMP_TARGETS.
 """
 import argparse
 import json
@@ -29,6 +35,8 @@ from pathlib import Path
 warnings.filterwarnings("ignore")
 
 TARGETS = {"train": 1.05, "inference": 1.01, "memory": 1.05}
+# AMP's time over float32's, per model (--amp_vs_float32)
+AMP_TARGETS = {"train": 0.65, "inference": 0.6}
 
 
 def parse_args(argv=None):
@@ -39,8 +47,10 @@ def parse_args(argv=None):
     p.add_argument("--image_size", default=256, type=int)
     p.add_argument("--batch", default=2, type=int)
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
-    p.add_argument("--amp", action="store_true", help="CUDA autocast (float16 unless --bf16)")
+    p.add_argument("--decoder_channels", default=256, type=int, help="ASPP and decoder width of ncl and deeplabv3plus")
+    p.add_argument("--amp", action="store_true", help="autocast: CUDA's float16 (bfloat16 with --bf16), a CPU's bfloat16")
     p.add_argument("--bf16", action="store_true")
+    p.add_argument("--amp_vs_float32", action="store_true", help="ncl and deeplabv3plus under AMP and in float32, side by side")
     p.add_argument("--channels_last", action="store_true")
     p.add_argument("--warmup", default=2, type=int)
     p.add_argument("--repeats", default=6, type=int, help="interleaved training repeats (inference gets four times as many)")
@@ -52,6 +62,8 @@ def parse_args(argv=None):
     p.add_argument("--out", default="speed.json")
     p.add_argument("--threads", default=None, type=int, help="torch threads (default: torch's)")
     p.add_argument("--memory_probe", default=None, help=argparse.SUPPRESS)
+    # gpu_check.py --fault slow-ncl: NCL's training step made this many times as long (its check must fail)
+    p.add_argument("--slow_ncl", default=1.0, type=float, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -68,8 +80,10 @@ def build(name, args, empty_weights):
 
     size = args.image_size
     kwargs = {
-        "ncl": dict(backbone=args.backbone, output_stride=args.output_stride, patch_size=args.patch_size),
-        "deeplabv3plus": dict(backbone=args.backbone, output_stride=args.output_stride, patch_size=args.patch_size),
+        "ncl": dict(backbone=args.backbone, output_stride=args.output_stride, patch_size=args.patch_size,
+                    decoder_channels=args.decoder_channels),
+        "deeplabv3plus": dict(backbone=args.backbone, output_stride=args.output_stride, patch_size=args.patch_size,
+                              decoder_channels=args.decoder_channels),
         "segformer": dict(pretrain_pth_path=empty_weights),  # an empty file: random initialisation
         "IML_ViT": dict(input_size=size, vit_pretrain_path=None),
         "Mesorch": dict(seg_pretrain_path=None, conv_pretrain=False),
@@ -107,12 +121,15 @@ def make_batch(args):
     }
 
 
-def autocast(args):
+def autocast(args, amp=None):
+    """``--amp``'s autocast (``amp`` overrides it): float16 on CUDA (bfloat16 with --bf16), bfloat16 on a CPU."""
     import torch
 
-    if args.amp and args.device.startswith("cuda"):
+    if not (args.amp if amp is None else amp):
+        return nullcontext()
+    if args.device.startswith("cuda"):
         return torch.autocast("cuda", dtype=torch.bfloat16 if args.bf16 else torch.float16)
-    return nullcontext()
+    return torch.autocast("cpu", dtype=torch.bfloat16)
 
 
 def sync(args):
@@ -125,24 +142,28 @@ def sync(args):
 class Runner:
     """One model's training step and inference, timed."""
 
-    def __init__(self, model, args, batch):
+    def __init__(self, model, args, batch, amp=None):
         import torch
 
         self.model, self.args, self.batch = model, args, batch
+        self.amp = args.amp if amp is None else amp
+        self.slow = 1.0  # a seeded fault's factor (--slow_ncl)
         self.optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-        self.scaler = torch.amp.GradScaler("cuda", enabled=args.amp and args.device.startswith("cuda") and not args.bf16)
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and args.device.startswith("cuda") and not args.bf16)
 
     def train_step(self) -> float:
         self.model.train()
         sync(self.args)
         start = time.perf_counter()
-        with autocast(self.args):
+        with autocast(self.args, self.amp):
             loss = self.model(**self.batch, if_predcit_label=False)["backward_loss"]
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         sync(self.args)
+        if self.slow > 1:
+            time.sleep((self.slow - 1) * (time.perf_counter() - start))
         return time.perf_counter() - start
 
     def inference(self) -> float:
@@ -151,7 +172,7 @@ class Runner:
         self.model.eval()
         sync(self.args)
         start = time.perf_counter()
-        with torch.no_grad(), autocast(self.args):
+        with torch.no_grad(), autocast(self.args, self.amp):
             self.model(image=self.batch["image"], mask=self.batch["mask"], label=self.batch["label"],
                        edge_mask=self.batch["edge_mask"], shape=self.batch["shape"])
         sync(self.args)
@@ -293,6 +314,72 @@ def sampler_curve(args, grids):
     return rows
 
 
+# ---------------------------------------------------------------- AMP against float32
+def amp_vs_float32(args, argv):
+    """ncl and deeplabv3plus, each under autocast and in float32 (the same weights), the four runners
+    interleaved; memory probed in fresh processes, the precisions in turn."""
+    import copy
+
+    import torch
+
+    amp_dtype = "float16" if args.device.startswith("cuda") and not args.bf16 else "bfloat16"
+    machine = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
+    setting = (f"{args.backbone}, output stride {args.output_stride}, decoder {args.decoder_channels}, "
+               f"{args.image_size}x{args.image_size}, batch {args.batch}, {args.device}"
+               + (", channels_last" if args.channels_last else ""))
+    print(f"benchmarks/speed.py --amp_vs_float32 on {machine}: {setting}; AMP {amp_dtype}; torch {torch.__version__}; "
+          f"{time.strftime('%Y-%m-%d')}")
+    empty, batch = _empty_weights(), make_batch(args)
+    names = ["ncl", "deeplabv3plus"]
+    runners = {}
+    for name in names:
+        model, note = build(name, args, empty)
+        if model is None:
+            raise SystemExit(f"{name}: {note}")
+        runners[(name, "float32")] = Runner(model, args, batch, amp=False)
+        runners[(name, amp_dtype)] = Runner(copy.deepcopy(model), args, batch, amp=True)
+    train = interleaved(runners, "train_step", args.warmup, args.repeats)
+    infer = interleaved(runners, "inference", args.warmup, 4 * args.repeats)
+    memory = {}
+    if not args.no_memory:
+        plain = [a for a in argv if a not in ("--amp_vs_float32", "--amp")]
+        for _ in range(max(args.memory_repeats, 1)):
+            for name in names:
+                for precision, extra in (("float32", []), (amp_dtype, ["--amp"])):
+                    memory.setdefault((name, precision), []).append(_probe(name, plain + extra))
+    rows, results, ratios = [], {}, {}
+    for (name, precision) in runners:
+        base = (name, "float32")
+        peaks = [p["peak_bytes"] for p in memory.get((name, precision), []) if "peak_bytes" in p]
+        peak = statistics.median(peaks) if peaks else None
+        base_peaks = [p["peak_bytes"] for p in memory.get(base, []) if "peak_bytes" in p]
+        results[f"{name} {precision}"] = {"train_s": train[(name, precision)],
+                                          "inference_s_per_image": infer[(name, precision)],
+                                          "peak_bytes": peak, "peak_range": [min(peaks), max(peaks)] if peaks else None}
+        ratio = {"train": train[(name, precision)] / train[base], "inference": infer[(name, precision)] / infer[base],
+                 "memory": peak / statistics.median(base_peaks) if peak and base_peaks else None}
+        if precision != "float32":
+            ratios[name] = ratio
+        rows.append([name, precision, fmt_ms(train[(name, precision)]), f"{ratio['train']:.3f}",
+                     fmt_ms(infer[(name, precision)]), f"{ratio['inference']:.3f}",
+                     "n/a" if peak is None else f"{peak / 2**20:.0f}",
+                     "n/a" if ratio["memory"] is None else f"{ratio['memory']:.3f}"])
+    kind = "CUDA max allocated" if args.device.startswith("cuda") else "peak RSS growth"
+    print_table(f"training step (ms / batch of {args.batch}), inference (ms / image), peak memory ({kind}, MiB, "
+                f"median of {args.memory_repeats}); ratios to the same model in float32",
+                ["model", "precision", "train ms", "train ratio", "infer ms", "infer ratio", "peak MiB", "peak ratio"], rows)
+    report = {"machine": machine, "setting": setting, "amp": amp_dtype, "date": time.strftime("%Y-%m-%d"),
+              "torch": torch.__version__, "args": vars(args), "models": results, "ratios": ratios, "targets": AMP_TARGETS}
+    Path(args.out).write_text(json.dumps(report, indent=2))
+    print(f"Wrote {args.out}")
+    verdicts = [f"{name} {key} {r[key]:.3f}x ({'ok' if r[key] <= AMP_TARGETS[key] else 'over'} <= {AMP_TARGETS[key]})"
+                for name, r in ratios.items() for key in AMP_TARGETS]
+    within = all(r[key] <= AMP_TARGETS[key] for r in ratios.values() for key in AMP_TARGETS)
+    print(f"AMP ({amp_dtype}) / float32 ({setting}): " + ", ".join(verdicts)
+          + ("; all within targets" if within else "; NOT all within targets"))
+    return 0
+
+
 # ---------------------------------------------------------------- report
 def _empty_weights():
     import tempfile
@@ -330,6 +417,9 @@ def main(argv=None):
         print(json.dumps(memory_probe(args)))
         return 0
 
+    if args.amp_vs_float32:
+        return amp_vs_float32(args, argv)
+
     machine = torch.cuda.get_device_name() if args.device.startswith("cuda") else f"CPU, {torch.get_num_threads()} threads"
     setting = f"{args.backbone}, {args.image_size}x{args.image_size}, batch {args.batch}, {args.device}" + (" AMP" if args.amp else "")
     print(f"benchmarks/speed.py on {machine}: {setting}; torch {torch.__version__}; {time.strftime('%Y-%m-%d')}")
@@ -344,6 +434,8 @@ def main(argv=None):
             notes[name] = note
             continue
         runner = Runner(model, args, batch)
+        if name == "ncl":
+            runner.slow = args.slow_ncl
         try:
             runner.train_step()
         except Exception as err:  # noqa: BLE001 -- a baseline that does not run at this size is reported, not fatal
