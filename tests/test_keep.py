@@ -243,3 +243,13 @@ def test_a_kept_run_is_never_trained_over(pair):
         (after / name).unlink(missing_ok=True)
     with pytest.raises(UsageError, match=r"holds another run \(log.txt.gz"):
         refuse_another_run(str(after), "")
+
+
+def test_a_kept_summary_names_its_training_data_as_a_clone_reads_it(tmp_path, monkeypatch):
+    from ncl_plugin.bench.keep import kept_summary
+
+    monkeypatch.chdir(tmp_path)
+    summary = {"output_dir": "runs/x", "args": {"training_data": str(tmp_path / "casiav1_split" / "train.json")}}
+    assert kept_summary(summary, [])["args"]["training_data"] == "casiav1_split/train.json"
+    elsewhere = {"output_dir": "runs/x", "args": {"training_data": "/elsewhere/train.json"}}
+    assert kept_summary(elsewhere, [])["args"]["training_data"] == "/elsewhere/train.json"  # nothing shorter says it

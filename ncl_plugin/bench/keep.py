@@ -78,6 +78,17 @@ def kept_summary(summary: Dict, rows: List[Dict], where: Optional[str] = None) -
                 if args.get(key) == recorded:
                     args[key] = where
             kept["args"] = args
+    training_data = (kept.get("args") or {}).get("training_data")
+    if isinstance(training_data, str) and os.path.isabs(training_data):
+        # benco train records the data it read by absolute path; a kept run names it as any clone reads it
+        here = os.path.abspath(os.getcwd())
+        # as given below this folder (a list reached through a link stays named by the link), else resolved
+        if training_data.startswith(here + os.sep):
+            portable = Path(os.path.relpath(training_data, here)).as_posix()
+        else:
+            portable = portable_name(Path(training_data))
+        if portable is not None:
+            kept["args"] = {**kept["args"], "training_data": portable}
     return kept
 
 
