@@ -41,7 +41,11 @@ setup(
         # and IMDL-BenCo imports torchvision.
         "torch>=2.1",
         "torchvision",
-        "imdlbenco==0.1.45",
+        # IMDL-BenCo's published numbers were computed with 0.1.45, which pins numpy<2: numpy 1.x has no
+        # wheel for Python 3.13, where pip takes IMDL-BenCo's numpy-2 line (the same IMDLBenCo module).
+        # engine/imdlbenco_line.py tells the two apart and records which one computed every figure.
+        'imdlbenco==0.1.45; python_version < "3.13"',
+        'imdlbenco13>=0.2.9,<0.3; python_version >= "3.13"',
         "timm",
         "numpy",
         "scikit-learn",

@@ -6,6 +6,7 @@ import pytest
 import torch
 from sklearn.metrics import f1_score, jaccard_score, precision_recall_curve, roc_auc_score
 
+from ncl_plugin.engine import imdlbenco_line
 from ncl_plugin.engine.evaluation import evaluate
 from ncl_plugin.engine.metrics import evaluator_factory
 
@@ -90,13 +91,53 @@ def run_raw(case, batch_size=4):
 
 
 def test_authentic_images_do_not_dilute_pixel_metrics(case):
-    """IMDL-BenCo scores the two authentic images 0 and averages them in (7/9 of the figure); the plugin's
-    pixel metrics are over the 7 tampered images, and on those alone equal IMDL-BenCo's (to float32 rounding)."""
+    """IMDL-BenCo 0.1.x scores the two authentic images 0 and averages them in (7/9 of the figure); its numpy-2
+    line, like the plugin on either line, averages over the 7 tampered images; on those alone all agree."""
     ours = run(case, ["pixel-f1"])["pixel-level F1"]
-    assert ours == pytest.approx(run_raw(case) * 9 / 7, abs=1e-6)
+    diluted = 9 / 7 if imdlbenco_line.installed().native_pixel_mean == imdlbenco_line.ALL_IMAGES else 1.0
+    assert ours == pytest.approx(run_raw(case) * diluted, abs=1e-6)
     tampered_only = tuple(part[:7] for part in case)
     assert run(tampered_only, ["pixel-f1"])["pixel-level F1"] == pytest.approx(run_raw(tampered_only), abs=1e-7)
     assert run(tampered_only, ["pixel-f1"])["pixel-level F1"] == pytest.approx(ours, abs=1e-9)
+
+
+def two_plus_two():
+    """Two tampered images predicted perfectly, two authentic ones predicted authentic."""
+    masks = torch.zeros(4, 8, 8)
+    masks[0, :4], masks[1, :, :3] = 1, 1
+    return masks.clone(), masks, torch.tensor([1.0, 1.0, 0.0, 0.0]), torch.tensor([1, 1, 0, 0])
+
+
+def test_the_two_plus_two_example_reads_one_under_the_plugin_on_either_line():
+    """The docs' example: IMDL-BenCo 0.1.x's own mean is 0.5, the numpy-2 line's 1.0, the plugin's 1.0 on both."""
+    case = two_plus_two()
+    assert run(case, ["pixel-f1", "pixel-iou"]) == {"pixel-level F1": pytest.approx(1.0), "pixel-level IOU": pytest.approx(1.0)}
+    native = 0.5 if imdlbenco_line.installed().native_pixel_mean == imdlbenco_line.ALL_IMAGES else 1.0
+    assert run_raw(case) == pytest.approx(native, abs=1e-6)
+
+
+def test_pixel_fpr_is_the_share_of_authentic_pixels_flagged_over_authentic_images():
+    """Where the installed line has PixelFPR it is used, else the same figure is computed; either way
+    ~ the mean over the authentic images of the share of their pixels above 0.5; none without one."""
+    predictions, masks, scores, labels = two_plus_two()
+    predictions[2, :2] = 0.9  # 16 of 64 pixels flagged on the first authentic image, none on the second
+    predictions[0, 6:] = 0.9  # a false alarm on a tampered image does not count
+    results = run((predictions, masks, scores, labels), ["pixel-fpr", "pixel-f1"])
+    assert results["pixel-level FPR"] == pytest.approx((16 / 64 + 0) / 2)
+    assert "pixel-level FPR" not in run(tuple(part[:2] for part in (predictions, masks, scores, labels)), ["pixel-fpr"])
+
+
+@pytest.mark.skipif(not hasattr(__import__("IMDLBenCo.evaluation").evaluation, "PixelFPR"), reason="IMDL-BenCo 0.1.x has no PixelFPR")
+def test_our_false_positive_rate_is_imdlbencos_pixel_fpr(case):
+    from IMDLBenCo.evaluation import PixelFPR
+
+    from ncl_plugin.engine.metrics import FlaggedShare, OverTamperedImages
+
+    predictions, masks = case[0][:, None], case[1][:, None]
+    theirs, ours = OverTamperedImages(PixelFPR(0.5), authentic=True), OverTamperedImages(FlaggedShare(0.5), authentic=True)
+    for evaluator in (theirs, ours):
+        evaluator.batch_update(predictions, masks)
+    assert theirs.epoch_update() == pytest.approx(ours.epoch_update(), abs=1e-9)
 
 
 def test_best_threshold_f1_matches_scikit_learn_and_bounds_the_fixed_one(case):

@@ -16,7 +16,7 @@ from typing import Dict, List, Optional, Tuple
 from ncl_plugin.bench import datarefs
 from ncl_plugin.config import model_defaults
 from ncl_plugin.engine import amp
-from ncl_plugin.engine.metrics import SELECTION_RULE, best_epoch, evaluator_name
+from ncl_plugin.engine.metrics import SELECTION_RULE, best_epoch, evaluator_name, is_false_alarm_rate
 from ncl_plugin.engine.training_log import log_file, read_log, tested_epochs
 from ncl_plugin.errors import UsageError
 
@@ -318,7 +318,7 @@ def build_table(
         # Compared as printed (3 decimals), so that a bold value is visibly the best.
         shown = {i: round(line[j][0], 3) for i, line in enumerate(cells) if line[j][0] is not None}
         # a rate of false alarms is best low
-        top = (min if "FPR" in columns[j][1] else max)(shown.values(), default=None)
+        top = (min if is_false_alarm_rate(columns[j][1]) else max)(shown.values(), default=None)
         winners = [i for i, value in shown.items() if value == top]
         best.append(winners if len(shown) > 1 and len(winners) < len(shown) else [])
     return Table(columns, rows, cells, best, RULES[select])

@@ -87,11 +87,22 @@ class FlaggedShare(PerImagePixelMetric):
         return (flagged & valid).sum(1).double() / valid.sum(1).clamp(min=1).double()
 
 
+def keeps_sums(evaluator: AbstractEvaluator) -> bool:
+    """Whether a pixel evaluator keeps its own sums (its ``batch_update`` returns None, as most of the numpy-2
+    line's do) or gives one value per image (the 0.1.x line's, and this module's). Asked of the evaluator
+    itself, on one small image, before it has seen any: the answer holds the same on every process."""
+    predict = torch.tensor([[[[0.9, 0.1], [0.2, 0.3]]]])
+    mask = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])
+    kept = evaluator.batch_update(predict, mask) is None
+    evaluator.recovery()
+    return kept
+
+
 class OverTamperedImages(AbstractEvaluator):
     """A per-image pixel metric averaged over the images that hold tampered pixels only (``authentic``: over
     the images that hold none, for a false-positive rate; no figure at all when there are none).
 
-    IMDL-BenCo averages its pixel metrics over every test image, and an
+    IMDL-BenCo 0.1.x averages its pixel metrics over every test image, and an
     authentic image scores 0 (F1, IoU, AUC): a test list that holds authentic
     images (what `benco data` writes without --tampered_only) would halve
     the figure with no word. The protocols mean pixel metrics over the
@@ -101,6 +112,12 @@ class OverTamperedImages(AbstractEvaluator):
     IMDL-BenCo's loop counts every image of a batch in a pixel metric's
     mean, so the mean is kept here and given once per epoch, as its
     image-level metrics are (summed over processes under torchrun).
+
+    IMDL-BenCo's numpy-2 line (imdlbenco13 0.2.x) averages most pixel metrics
+    over the tampered images itself: there ``batch_update`` returns None and
+    the evaluator keeps its own sums, so it is left to them (same images, same
+    mean; :mod:`ncl_plugin.engine.imdlbenco_line`). Its ``remain_update`` adds
+    the shared tail on every process; here only the first one hands it over.
     """
 
     def __init__(self, inner: AbstractEvaluator, authentic: bool = False) -> None:
@@ -109,6 +126,7 @@ class OverTamperedImages(AbstractEvaluator):
         self.authentic = authentic
         self.name = inner.name
         self.desc = f"{inner.desc}, over the {'authentic' if authentic else 'tampered'} images"
+        self.inner_keeps_sums = keeps_sums(inner)
         self.recovery()
 
     def _add(self, values, mask, weight: float) -> None:
@@ -117,14 +135,23 @@ class OverTamperedImages(AbstractEvaluator):
         chosen = ~tampered if self.authentic else tampered
         self.totals += weight * torch.stack([values[chosen].sum(), tampered.sum().double(), (~tampered).sum().double()])
 
+    def _handed(self, values, mask, weight: float) -> None:
+        if self.inner_keeps_sums:  # values is None: the evaluator keeps its own sums over the same images
+            values = torch.zeros(mask.shape[0], dtype=torch.float64)
+        self._add(values, mask, weight)
+
     def batch_update(self, predict, mask, shape_mask=None, *args, **kwargs):
-        self._add(self.inner.batch_update(predict, mask, shape_mask), mask, 1.0)
+        self._handed(self.inner.batch_update(predict, mask, shape_mask), mask, 1.0)
         return None
 
     def remain_update(self, predict, mask, shape_mask=None, *args, **kwargs):
         # every process tests the same tail of the set: each adds its share
         world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
-        self._add(self.inner.remain_update(predict, mask, shape_mask), mask, 1.0 / world)
+        if self.inner_keeps_sums and world > 1 and dist.get_rank() > 0:
+            # an evaluator that keeps sums would count the tail once per process: the first one alone adds it
+            self._add(torch.zeros(mask.shape[0], dtype=torch.float64), mask, 1.0 / world)
+            return None
+        self._handed(self.inner.remain_update(predict, mask, shape_mask), mask, 1.0 / world)
         return None
 
     def epoch_update(self):
@@ -136,13 +163,18 @@ class OverTamperedImages(AbstractEvaluator):
             dist.all_reduce(totals)
             totals = totals.cpu()
         self.authentic_images = int(round(totals[2].item()))
-        if self.authentic:
-            # IMDL-BenCo's loop needs a figure from every evaluator: NaN, which evaluate() leaves out
-            return float(totals[0] / totals[2]) if totals[2] > 0 else float("nan")
-        return float(totals[0] / totals[1]) if totals[1] > 0 else 0.0
+        own = totals[2] if self.authentic else totals[1]
+        # the inner evaluator's own epoch_update reduces over processes itself: every process calls it
+        kept = self.inner.epoch_update() if self.inner_keeps_sums else None
+        if own == 0:
+            # IMDL-BenCo's loop needs a figure from every evaluator: NaN for a rate over no authentic
+            # image, which evaluate() leaves out; 0 for a metric over no tampered one, as IMDL-BenCo gives
+            return float("nan") if self.authentic else 0.0
+        return float(kept) if kept is not None else float(totals[0] / own)
 
     def recovery(self):
         self.totals = torch.zeros(3, dtype=torch.float64)
+        self.inner.recovery()
 
 
 def _imdlbenco(class_name: str, **kwargs) -> Callable[[], AbstractEvaluator]:
@@ -158,6 +190,26 @@ def _tampered_only(make: Callable[[], AbstractEvaluator]) -> Callable[[], Abstra
     return lambda: OverTamperedImages(make())
 
 
+def authentic_fpr() -> AbstractEvaluator:
+    """The share of an authentic image's pixels above 0.5, averaged over the authentic images: IMDL-BenCo's
+    PixelFPR where the installed line has it (imdlbenco13 0.2.x), the same figure computed here where it has
+    not (0.1.x). Lower is better; no figure on a test set without an authentic image."""
+    from IMDLBenCo import evaluation
+
+    has = hasattr(evaluation, "PixelFPR")
+    evaluator = OverTamperedImages(
+        evaluation.PixelFPR(threshold=0.5, mode="origin") if has else FlaggedShare(0.5), authentic=True
+    )
+    evaluator.name = "pixel-level FPR"
+    evaluator.desc = "share of an authentic image's pixels above 0.5, over the authentic images"
+    return evaluator
+
+
+def is_false_alarm_rate(name: str) -> bool:
+    """A metric that is best low (a false-positive rate)."""
+    return "FPR" in name
+
+
 # ``--metrics`` names -> evaluator factories. The image-level metrics need test sets that hold
 # authentic images too (IMDL-BenCo's image-level protocol).
 # Pixel metrics are means over the tampered images (OverTamperedImages).
@@ -167,6 +219,7 @@ EVALUATORS: Dict[str, Callable[[], AbstractEvaluator]] = {
     "pixel-auc": _tampered_only(_imdlbenco("PixelAUC", threshold=0.5, mode="origin")),
     "pixel-iou": _tampered_only(_imdlbenco("PixelIOU", threshold=0.5, mode="origin")),
     "pixel-acc": _tampered_only(_imdlbenco("PixelAccuracy", threshold=0.5, mode="origin")),
+    "pixel-fpr": authentic_fpr,
     "image-f1": _imdlbenco("ImageF1", threshold=0.5),
     "image-auc": _imdlbenco("ImageAUC", threshold=0.5),
     "image-acc": _imdlbenco("ImageAccuracy", threshold=0.5),
@@ -239,6 +292,7 @@ def evaluator_factory(metrics: List[str]) -> Callable[[], list]:
 
 # ---------------------------------------------------------------- the best epoch
 SELECTION_RULE = "the epoch with the best mean of all test metrics over all test sets (IMDL-BenCo's rule)"
+# A false-positive rate is best low: it stays out of that mean (IMDL-BenCo's rule has none to weigh).
 
 
 def mean_metrics(results: Dict[str, Dict[str, float]]) -> Dict[str, float]:
@@ -249,7 +303,7 @@ def mean_metrics(results: Dict[str, Dict[str, float]]) -> Dict[str, float]:
 
 def selection_score(results: Dict[str, Dict[str, float]]) -> float:
     """What SELECTION_RULE maximises: the mean over metrics of each metric's mean over test sets."""
-    return float(np.mean(list(mean_metrics(results).values())))
+    return float(np.mean([v for m, v in mean_metrics(results).items() if not is_false_alarm_rate(m)]))
 
 
 def best_epoch(tested: Dict[int, Dict[str, Dict[str, float]]]) -> Optional[int]:
