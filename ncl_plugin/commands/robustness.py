@@ -46,27 +46,25 @@ def _numbers(text: str, flag: str, kind=float) -> List:
 def perturbations(args) -> Dict[str, List[Tuple[float, object]]]:
     """{perturbation: [(parameter, albumentations transform or None)]}.
 
-    JPEG, blur and noise use IMDL-BenCo's own robustness wrappers; resize uses
-    albumentations' Downscale (down by the factor, back up to the original size).
+    IMDL-BenCo's robustness grid (JPEG, blur, noise) and a resize (down by the factor, back up to the
+    original size), built in the installed albumentations' terms (data/augmentations.py): IMDL-BenCo's
+    own wrappers fail or ignore their levels under albumentations 2.
     """
-    import albumentations as albu
-    from IMDLBenCo.transforms.robustness_wrapper import (
-        GaussianBlurWrapper,
-        GaussianNoiseWrapper,
-        JpegCompressionWrapper,
-    )
+    from ncl_plugin.data import augmentations
 
     grid = {
-        "jpeg": list(JpegCompressionWrapper(_numbers(args.jpeg, "--jpeg", int))),
-        "blur": list(GaussianBlurWrapper(_numbers(args.blur, "--blur", int))),
-        "noise": list(GaussianNoiseWrapper(_numbers(args.noise, "--noise", int))),
-        "resize": [],
+        name: [(p, augmentations.perturbation(name, p)) for p in _numbers(text, flag, int)]
+        for name, text, flag in (
+            ("jpeg", args.jpeg, "--jpeg"),
+            ("blur", args.blur, "--blur"),
+            ("noise", args.noise, "--noise"),
+        )
     }
+    grid["resize"] = []
     for factor in _numbers(args.resize, "--resize"):
         if not 0 < factor <= 1:
             raise UsageError(f"--resize {args.resize}: factors must be in (0, 1]")
-        transform = None if factor == 1 else albu.Downscale(scale_min=factor, scale_max=factor, interpolation=0, p=1.0)
-        grid["resize"].append((factor, transform))
+        grid["resize"].append((factor, None if factor == 1 else augmentations.downscale(factor, p=1.0)))
     return {name: params for name, params in grid.items() if params}
 
 

@@ -9,48 +9,11 @@ import albumentations as albu
 import torch
 from IMDLBenCo.datasets import BalancedDataset, JsonDataset, ManiDataset
 from IMDLBenCo.registry import DATASETS, POSTFUNCS
-from IMDLBenCo.transforms import RandomCopyMove, RandomInpainting
 
+from ncl_plugin.data.augmentations import AUGMENTATIONS, train_transform  # noqa: F401  (loaders' own API)
 from ncl_plugin.data.checks import NEGATIVE, check_mani_folder, pair_mani_dataset, sub_datasets
 from ncl_plugin.errors import UsageError
 from ncl_plugin.terminal import say
-
-
-def _imdlbenco_augmentations() -> albu.Compose:
-    """IMDL-BenCo train.py's augmentations, unchanged, so that every model sees the same data."""
-    return albu.Compose(
-        [
-            albu.RandomScale(scale_limit=0.2, p=1),
-            RandomCopyMove(p=0.1),
-            RandomInpainting(p=0.1),
-            albu.HorizontalFlip(p=0.5),
-            albu.VerticalFlip(p=0.5),
-            albu.RandomBrightnessContrast(brightness_limit=(-0.1, 0.1), contrast_limit=0.1, p=1),
-            albu.ImageCompression(quality_lower=70, quality_upper=100, p=0.2),
-            albu.RandomRotate90(p=0.5),
-            albu.GaussianBlur(blur_limit=(3, 7), p=0.2),
-        ]
-    )
-
-
-def _lossless_augmentations() -> albu.Compose:
-    """Flips and quarter turns only: they move pixels without resampling, re-compressing or
-    blurring them, so the traces a test image carries are the traces training images carry."""
-    return albu.Compose([albu.HorizontalFlip(p=0.5), albu.VerticalFlip(p=0.5), albu.RandomRotate90(p=0.5)])
-
-
-AUGMENTATIONS = {
-    "imdlbenco": _imdlbenco_augmentations,
-    "lossless": _lossless_augmentations,
-    "none": lambda: albu.Compose([]),
-}
-
-
-def train_transform(name: str = "imdlbenco") -> albu.Compose:
-    """``--augment``: imdlbenco (IMDL-BenCo train.py's list), lossless or none."""
-    if name not in AUGMENTATIONS:
-        raise UsageError(f"--augment {name}: use one of {', '.join(AUGMENTATIONS)}")
-    return AUGMENTATIONS[name]()
 
 
 def test_transform() -> albu.Compose:
