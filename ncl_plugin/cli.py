@@ -34,7 +34,7 @@ from ncl_plugin.commands import COMMANDS  # noqa: E402
 # IMDL-BenCo's own commands, handed over unchanged.
 IMDLBENCO_COMMANDS = {
     "init": "(IMDL-BenCo) write IMDL-BenCo's scripts into this folder",
-    "env": "(IMDL-BenCo) show environment information",
+    "env": "(IMDL-BenCo) show environment information, then the IMDL-BenCo line and how it averages metrics",
     "-v": "(IMDL-BenCo) show IMDL-BenCo's version",
     "--version": None,  # the same as -v
 }
@@ -81,7 +81,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(help_text())
         return 0
     if argv[0] in IMDLBENCO_COMMANDS:
-        return _delegate_to_imdlbenco(argv)
+        code = _delegate_to_imdlbenco(argv)
+        if argv[0] == "env":
+            from ncl_plugin.engine.imdlbenco_line import environment
+
+            print(environment())
+        return code
     command = argv[0]
     if command not in COMMANDS:
         print(

@@ -12,8 +12,13 @@ from ncl_plugin.bench.report import compare
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def make_run(folder: Path, model: str, seed: int, epochs, extra=None):
-    """A training folder as `benco train` writes it: log.txt lines and summary.json."""
+# What a run under IMDL-BenCo 0.1.45 records of how it computed (fixed here: the fixture reads the same on any line)
+RECORD = {"imdlbenco": "imdlbenco 0.1.45", "numpy": "1.26.4", "pixel_mean": "tampered images"}
+
+
+def make_run(folder: Path, model: str, seed: int, epochs, extra=None, record=RECORD):
+    """A training folder as `benco train` writes it: log.txt lines and summary.json (``record``: None for one
+    saved before the record)."""
     folder.mkdir(parents=True)
     lines = []
     for epoch, metrics in epochs:
@@ -22,7 +27,7 @@ def make_run(folder: Path, model: str, seed: int, epochs, extra=None):
     (folder / "log.txt").write_text("\n".join(lines) + "\n")
     args = {"model": model, "seed": seed, "epochs": 3, "output_dir": str(folder), "image_size": 128}
     model_args = {"backbone": "resnet18", "temperature": 0.1, **(extra or {})} if model != "segformer" else {}
-    (folder / "summary.json").write_text(json.dumps({"args": args, "model_args": model_args}))
+    (folder / "summary.json").write_text(json.dumps({"args": args, "model_args": model_args, **(record or {})}))
     return folder
 
 
@@ -53,6 +58,28 @@ def test_markdown_numbers_come_from_the_logs(runs):
     assert rows["ncl"] == "| ncl | 0.400 ± 0.141 | **0.500 ± 0.141** | **0.450 ± 0.141** |"
     assert rows["segformer"] == "| segformer | **0.450** | 0.050 | 0.250 |"
     assert rows["ncl (temperature=0.5)"] == "| ncl (temperature=0.5) | 0.200 | 0.200 | 0.200 |"
+
+
+def test_the_imdlbenco_line_and_pixel_mean_are_named_and_two_means_are_refused(runs, tmp_path):
+    from ncl_plugin.errors import UsageError
+
+    first = compare([str(r) for r in runs], "markdown").splitlines()[0]
+    assert "; imdlbenco 0.1.45; pixel metrics: means over tampered images;" in first
+    # a run of the numpy-2 line: the same convention, another version, named in its row
+    numpy2 = make_run(tmp_path / "ncl-np2", "ncl", 0, [(0, m(0.3, 0.6, 0.2, 0.6))],
+                      record={**RECORD, "imdlbenco": "imdlbenco13 0.2.9"})  # fmt: skip
+    text = compare([str(runs[0]), str(numpy2)], "markdown")
+    assert "IMDL-BenCo versions differ (each row names its own)" in text.splitlines()[0]
+    assert "| ncl (imdlbenco=imdlbenco13 0.2.9) |" in text and "| ncl (imdlbenco=imdlbenco 0.1.45) |" in text
+    # IMDL-BenCo 0.1.x's own mean over all images: never in one column with the tampered-image mean
+    diluted = make_run(tmp_path / "raw", "ncl", 0, [(0, m(0.1, 0.6, 0.2, 0.6))],
+                       record={**RECORD, "pixel_mean": "all images, an authentic one at 0"})  # fmt: skip
+    with pytest.raises(UsageError, match="average pixel metrics differently .*over all images, an authentic one at 0: raw"):
+        compare([str(runs[0]), str(diluted)], "markdown")
+    # saved before the record: computed under 0.1.45 (the only line installed then), its mean unrecorded
+    old = make_run(tmp_path / "old", "ncl", 0, [(0, m(0.1, 0.6, 0.2, 0.6))], record=None)
+    first = compare([str(runs[0]), str(old)], "markdown").splitlines()[0]
+    assert "; imdlbenco 0.1.45; pixel metrics: means over tampered images; pixel-metric mean not recorded for 1 of 2" in first
 
 
 def test_last_epoch_rule(runs):

@@ -162,8 +162,10 @@ def record(command: Sequence[str]) -> Dict:
     """A run's record: its command, portable, each dataset it names described, and its config's values pinned."""
     data = {flag: describe(flag_value(command, flag)) for flag in DATA_FLAGS if flag_value(command, flag)}
     config = config_digest(flag_value(command, "--config"))
+    from ncl_plugin.engine import imdlbenco_line
+
     return {"command": portable_command(command), **({"data": data} if data else {}),
-            **({"config_digest": config} if config else {})}  # fmt: skip
+            **({"config_digest": config} if config else {}), **imdlbenco_line.installed().record()}  # fmt: skip
 
 
 def same_config(recorded: Dict, name: Optional[str]) -> bool:

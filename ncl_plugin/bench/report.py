@@ -17,12 +17,12 @@ from ncl_plugin.bench import datarefs
 from ncl_plugin.config import model_defaults
 from ncl_plugin.engine import amp
 from ncl_plugin.engine.metrics import SELECTION_RULE, best_epoch, evaluator_name, is_false_alarm_rate
-from ncl_plugin.engine.training_log import log_file, read_log, tested_epochs
+from ncl_plugin.engine.training_log import UNRECORDED_LINE, log_file, read_log, run_record, tested_epochs
 from ncl_plugin.errors import UsageError
 
 COST = "cost"  # the column group of COSTS
 # Settings every row names where runs differ in them: no value of theirs is the usual one
-NAMED_WHEN_VARYING = {"precision"}
+NAMED_WHEN_VARYING = {"precision", "imdlbenco"}
 
 RULES = {
     "best": SELECTION_RULE,  # the rule summary.json's best epoch follows
@@ -70,6 +70,7 @@ class Run:
     metrics: Dict[str, Dict[str, float]]  # test set -> metric -> value
     seed: Optional[int] = None
     costs: Dict[str, float] = field(default_factory=dict)  # COSTS name -> value, where the run recorded it
+    pixel_mean: Optional[str] = None  # how its pixel metrics average over images (imdlbenco_line); None: unrecorded
 
 
 @dataclass
@@ -153,9 +154,11 @@ def load_run(path: str, select: str) -> Run:
     if logged:
         metrics = with_calibrated(folder, epoch, metrics)
     settings = _portable_data(settings)
+    record = _record(folder, results, logged)
     if settings:
         # named by what ran, not by the flag: a run saved before the record read if_not_amp
-        settings["precision"] = data.get("precision") or amp.recorded(settings)
+        settings["precision"] = record["precision"] or amp.recorded(settings)
+        settings["imdlbenco"] = record["imdlbenco"] or UNRECORDED_LINE
     return Run(
         name=folder.name if folder.is_dir() else folder.stem,
         path=str(path),
@@ -164,7 +167,20 @@ def load_run(path: str, select: str) -> Run:
         metrics=metrics,
         seed=settings.get("seed"),
         costs=run_costs(data, rows),
+        pixel_mean=record["pixel_mean"],
     )
+
+
+def _record(folder: Path, results: Path, logged: bool) -> Dict[str, Optional[str]]:
+    """How the figures were computed (training_log.run_record): a benco test result by its own rows (it may
+    have run under another IMDL-BenCo than the training), else its training folder's."""
+    if not logged and results.is_file():
+        rows = json.loads(results.read_text())
+        first = rows[0] if rows else {}
+        if first.get("pixel_mean"):
+            return {key: first.get(key) for key in ("precision", "imdlbenco", "pixel_mean")}
+        return run_record(str(results.parent))
+    return run_record(str(folder))
 
 
 # benco test of the checkpoint a table reports, written by benco bench --calibrate_on (runner.calibrate)
@@ -270,6 +286,7 @@ def build_table(
     labels: Optional[Dict[str, str]] = None,
     costs: bool = False,
 ) -> Table:
+    check_pixel_means(runs)
     rows = group(runs, labels)
     test_sets = sorted({s for r in runs for s in r.metrics})
     names = sorted({m for r in runs for per_set in r.metrics.values() for m in per_set})
@@ -367,9 +384,44 @@ def precision_note(table: Table) -> str:
     return f"; precision {ran[0]}" if len(ran) == 1 else "; precisions differ (each row names its own)"
 
 
+def imdlbenco_note(table: Table) -> str:
+    """The IMDL-BenCo the runs computed under, and how their pixel metrics average over a test set's images."""
+    runs = [r for row in table.rows for r in row.runs]
+    lines = sorted({r.settings["imdlbenco"] for r in runs if r.settings.get("imdlbenco")})
+    note = (
+        ""
+        if not lines
+        else f"; {lines[0]}"
+        if len(lines) == 1
+        else "; IMDL-BenCo versions differ (each row names its own)"
+    )
+    means = sorted({r.pixel_mean for r in runs if r.pixel_mean})
+    unrecorded = sum(1 for r in runs if not r.pixel_mean)
+    if means:
+        note += f"; pixel metrics: means over {means[0]}"
+    if unrecorded:
+        note += f"; pixel-metric mean not recorded for {unrecorded} of {len(runs)} runs (saved before the record)"
+    return note
+
+
+def check_pixel_means(runs: List[Run]) -> None:
+    """Two ways of averaging pixel metrics never share a column (0.5 and 1.0 for the same predictions)."""
+    means: Dict[str, List[str]] = {}
+    for run in runs:
+        if run.pixel_mean:
+            means.setdefault(run.pixel_mean, []).append(run.name)
+    if len(means) > 1:
+        found = "; ".join(f"over {mean}: {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}"
+                          for mean, names in sorted(means.items()))  # fmt: skip
+        raise UsageError(
+            f"these runs average pixel metrics differently ({found}), and one column would set 0.5 beside 1.0 for the "
+            "same predictions: compare each kind in its own table (docs: Results, pixel-metric conventions)"
+        )
+
+
 def to_markdown(table: Table) -> str:
     lines = [
-        f"Epoch of each run: {table.rule}; {_seeds_note(table)}{precision_note(table)}; best value per column in bold "
+        f"Epoch of each run: {table.rule}; {_seeds_note(table)}{precision_note(table)}{imdlbenco_note(table)}; best value per column in bold "
         "(none where a column is all equal).",
         "",
     ]
@@ -401,7 +453,7 @@ def latex_escape(text: str) -> str:
 
 def to_latex(table: Table) -> str:
     lines = [
-        f"% Epoch of each run: {table.rule}; {_seeds_note(table)}{precision_note(table)}; best value per column in bold (none where a column is all equal).",
+        f"% Epoch of each run: {table.rule}; {_seeds_note(table)}{precision_note(table)}{imdlbenco_note(table)}; best value per column in bold (none where a column is all equal).",
         "% Needs \\usepackage{booktabs}.",
         "\\begin{tabular}{l" + "r" * len(table.columns) + "}",
         "\\toprule",

@@ -5,7 +5,7 @@ from typing import Dict, List
 
 from ncl_plugin.commands import flags
 from ncl_plugin.config import Parser
-from ncl_plugin.engine import thresholds
+from ncl_plugin.engine import imdlbenco_line, thresholds
 from ncl_plugin.engine.checkpoints import best_checkpoint, load_weights
 from ncl_plugin.errors import UsageError
 from ncl_plugin.terminal import command_log, progress_session, say, warn
@@ -98,6 +98,7 @@ def calibrate(args, model_args, model_class) -> Dict:
         "image_scores": compared,
         "chosen_on": args.val_data_path,
         "precision": args.precision,  # what the validation predictions were computed in
+        **imdlbenco_line.installed().record(),
         "tampered_images": sweep.images_with_tampering,
         "authentic_images": sweep.images_without_tampering,
         "images": names,

@@ -6,6 +6,7 @@ from typing import Dict, List, Tuple
 from ncl_plugin.commands import flags
 from ncl_plugin.commands.test import results_stem
 from ncl_plugin.config import Parser
+from ncl_plugin.engine import imdlbenco_line
 from ncl_plugin.engine.checkpoints import best_checkpoint, load_weights
 from ncl_plugin.errors import UsageError
 from ncl_plugin.terminal import command_log, progress_session, say
@@ -90,7 +91,13 @@ def test_robust(args, model_args, model_class) -> List[Dict]:
                 results = evaluate(model, test_loaders, make_evaluators, device, 0, args, progress=progress)
             for test_set, metrics in results.items():
                 rows.append(
-                    {"perturbation": name, "parameter": param, "test set": test_set, "precision": args.precision}
+                    {
+                        "perturbation": name,
+                        "parameter": param,
+                        "test set": test_set,
+                        "precision": args.precision,
+                        **imdlbenco_line.installed().record(),
+                    }
                     | metrics
                 )
     if is_main():

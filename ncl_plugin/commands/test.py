@@ -6,7 +6,7 @@ from typing import Dict, List, Optional
 
 from ncl_plugin.commands import flags
 from ncl_plugin.config import Parser
-from ncl_plugin.engine import amp, thresholds
+from ncl_plugin.engine import amp, imdlbenco_line, thresholds
 from ncl_plugin.engine.checkpoints import checkpoint_files, load_weights
 from ncl_plugin.terminal import command_log, progress_session, say, warn
 
@@ -112,7 +112,13 @@ def test(args, model_args, model_class) -> List[Dict]:
             with progress_session(enabled=is_main()) as progress:
                 results = evaluate(model, {name: loader}, evaluators, device, epoch, args, progress=progress)
             rows.append(
-                {"checkpoint": os.path.basename(path), "epoch": epoch, "test set": name, "precision": args.precision}
+                {
+                    "checkpoint": os.path.basename(path),
+                    "epoch": epoch,
+                    "test set": name,
+                    "precision": args.precision,
+                    **imdlbenco_line.installed().record(),
+                }
                 | results[name]
             )
     if is_main():

@@ -22,12 +22,12 @@ so that a figure says how it was computed.
 import functools
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Dict, Optional
+from typing import Dict
 
 NUMPY1_LINE, NUMPY2_LINE = "imdlbenco", "imdlbenco13"
 # How a pixel metric is averaged over a test set
 TAMPERED_IMAGES = "tampered images"  # the mean over the images with tampered pixels
-ALL_IMAGES = "all images, authentic at 0"  # the mean over every image, an authentic one scoring 0
+ALL_IMAGES = "all images, an authentic one at 0"  # the mean over every image, an authentic one scoring 0
 # The plugin's own convention, on either line
 PIXEL_MEAN = TAMPERED_IMAGES
 
@@ -55,7 +55,7 @@ class Line:
         numpy_line = "numpy-2 line" if self.distribution == NUMPY2_LINE else "numpy-1 line"
         return (
             f"IMDL-BenCo {self.version} ({self.distribution}, the {numpy_line}; numpy {self.numpy}, "
-            f"albumentations {self.albumentations}); pixel metrics: means over the {PIXEL_MEAN}"
+            f"albumentations {self.albumentations}); pixel metrics: means over {PIXEL_MEAN}"
         )
 
     def record(self) -> Dict[str, str]:
@@ -103,6 +103,20 @@ def installed() -> Line:
     )
 
 
-def recorded_pixel_mean(data: Dict) -> Optional[str]:
-    """The convention a summary or result row names; None where it was saved before the record."""
-    return data.get("pixel_mean")
+def environment() -> str:
+    """What ``benco env`` adds to IMDL-BenCo's own lines: the plugin, the line and how each averages."""
+    import sys
+
+    import ncl_plugin
+
+    line = installed()
+    forensichub = _version_of("forensichub")
+    return "\n".join(
+        [
+            f"NCL plugin: {ncl_plugin.__version__} (Python {sys.version.split()[0]})",
+            line.described(),
+            f"IMDL-BenCo's own train.py/test.py under this line: pixel metrics are means over {line.native_pixel_mean}",
+            f"ForensicHub: {forensichub}"
+            + ("" if forensichub == "not installed" else " (NCL: python -m ncl_plugin.forensichub)"),
+        ]
+    )

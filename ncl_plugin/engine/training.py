@@ -16,7 +16,7 @@ from typing import Dict, List, Optional
 import torch
 
 from ncl_plugin.data import checks, loaders, postprocess, synthetic
-from ncl_plugin.engine import amp, compat
+from ncl_plugin.engine import amp, compat, imdlbenco_line
 from ncl_plugin.engine.checkpoints import (
     KEEP_BEST_AFTER_EPOCH,
     forget_interrupted,
@@ -223,6 +223,7 @@ class Training:
 
     def run(self) -> Optional[Dict]:
         args = self.args
+        say(imdlbenco_line.installed().described())
         say(
             f"Training {args.model} on {self.device} for epochs {args.start_epoch}..{args.epochs - 1}: "
             f"{len(self.train_set)} training images, test sets "
@@ -259,7 +260,7 @@ class Training:
                 means = mean_metrics(results)
                 row.update({f"test_{k}": v for k, v in means.items()}, test_metrics=results)
                 means = {name: means[name] for name in map(evaluator_name, self.metrics) if name in means}
-        row.update(epoch=epoch, precision=args.precision)
+        row.update(epoch=epoch, precision=args.precision, imdlbenco=imdlbenco_line.installed().name)
         if args.output_dir and is_main():
             if self.log_writer is not None:
                 self.log_writer.flush()

@@ -12,6 +12,7 @@ import json
 import os
 from typing import Dict, List, Optional
 
+from ncl_plugin.engine import imdlbenco_line
 from ncl_plugin.engine.checkpoints import plain
 from ncl_plugin.engine.metrics import SELECTION_RULE, best_epoch, mean_metrics
 
@@ -76,15 +77,55 @@ def objective_by_epoch(rows: List[Dict]) -> List[Dict]:
     return epochs
 
 
+def ran_in(rows: List[Dict], key: str) -> Optional[str]:
+    """What the epochs recorded under ``key`` (precision, imdlbenco): a run resumed under another one ran in
+    both, and says so ("float32+bfloat16"); None where no row records it."""
+    values = list(dict.fromkeys(row[key] for row in rows if row.get(key)))
+    return "+".join(values) if values else None
+
+
+# A run saved before it recorded its IMDL-BenCo ran under this one: the plugin installed no other then.
+UNRECORDED_LINE = "imdlbenco 0.1.45"
+
+
+def run_record(output_dir: str) -> Dict[str, Optional[str]]:
+    """How a run folder computed: its precision, IMDL-BenCo line and pixel-metric mean, from summary.json, else
+    from its log's rows (a run still training); each None where the folder holds neither. A run saved before
+    a record reads as what it ran in: --if_not_amp for the precision, UNRECORDED_LINE; its pixel mean stays
+    None (not recorded)."""
+    from ncl_plugin.engine import amp
+
+    path = os.path.join(output_dir, SUMMARY_NAME)
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+        return {
+            "precision": data.get("precision") or amp.recorded(data.get("args") or {}),
+            "imdlbenco": data.get("imdlbenco") or UNRECORDED_LINE,
+            "pixel_mean": data.get("pixel_mean"),
+        }
+    # a log without a summary may be IMDL-BenCo's own train.py's, under either line: unknown unless recorded
+    rows = read_log(output_dir)
+    return {
+        "precision": ran_in(rows, "precision"),
+        "imdlbenco": ran_in(rows, "imdlbenco"),
+        "pixel_mean": imdlbenco_line.PIXEL_MEAN if ran_in(rows, "imdlbenco") else None,
+    }
+
+
 def write_summary(args, model_args, checkpoints: List[str], parameters: Optional[Dict[str, int]] = None) -> Dict:
     """summary.json: the best epoch's metrics per test set, by SELECTION_RULE, and the last epoch's;
     ``parameters``: the model's parameter counts."""
     rows = read_log(args.output_dir)
     tested = tested_epochs(rows)
     summary = {"model": args.model, "model_args": plain(model_args), "selection": SELECTION_RULE, **(parameters or {})}
-    # What the epochs ran in (a run resumed under another --if_not_amp ran in both, and says so)
-    ran_in = list(dict.fromkeys(row["precision"] for row in rows if row.get("precision")))
-    summary["precision"] = "+".join(ran_in) if ran_in else getattr(args, "precision", None)
+    line = imdlbenco_line.installed()
+    summary.update(
+        precision=ran_in(rows, "precision") or getattr(args, "precision", None),
+        imdlbenco=ran_in(rows, "imdlbenco") or line.name,
+        numpy=line.numpy,
+        pixel_mean=imdlbenco_line.PIXEL_MEAN,
+    )
     if tested:
         best, last = best_epoch(tested), max(tested)
         summary.update(

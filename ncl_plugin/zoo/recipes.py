@@ -160,11 +160,17 @@ def listing() -> str:
         else:
             state, note = ("excluded" if entry.status == BROKEN else "no"), entry.note
         rows.append((name, state, note))
+    from ncl_plugin.engine import imdlbenco_line
+
+    for name in RECIPES:
+        if name not in registry():
+            rows.append((name, "absent", f"not in {imdlbenco_line.installed().name}'s MODELS: skipped where named"))
     width = max(len(r[0]) for r in rows) + 2
     head = (
         "Every model in IMDL-BenCo's MODELS, from random initialisation and without a download.\n"
         "default: in `benco bench`'s default --models; trains: give it with --models; "
-        "excluded: broken as IMDL-BenCo ships it (trains only when named, with a warning); no: cannot train here.\n\n"
+        "excluded: broken as IMDL-BenCo ships it (trains only when named, with a warning); no: cannot train here; "
+        "absent: a recipe for a model the installed IMDL-BenCo does not have.\n\n"
     )
     return head + "".join(f"{n.ljust(width)}{s.ljust(10)}{note}\n" for n, s, note in rows)
 
