@@ -9,7 +9,7 @@ from torch.nn.modules import module as torch_module
 
 from helpers import SMALL_TRAIN, run, small_ncl, train_args
 from ncl_plugin.data import synthetic
-from ncl_plugin.engine import amp
+from ncl_plugin.engine import amp, imdlbenco_line
 
 CPU = torch.device("cpu")
 
@@ -132,6 +132,11 @@ def test_benco_trains_and_tests_in_bfloat16_by_default_and_records_it(dataset, t
     rows = [json.loads(line) for line in (out / "log.txt").read_text().splitlines()]
     summary = json.loads((out / "summary.json").read_text())
     assert [r["precision"] for r in rows] == ["bfloat16"] and summary["precision"] == "bfloat16"
+    # and the IMDL-BenCo that computed its figures, named first and recorded with the pixel mean
+    line = imdlbenco_line.installed()
+    assert line.described() in said.out + said.err
+    assert [r["imdlbenco"] for r in rows] == [line.name] and summary["imdlbenco"] == line.name
+    assert summary["pixel_mean"] == "tampered images" and summary["numpy"] == line.numpy
     assert summary["args"]["if_not_amp"] is False
     assert "Auto Mixed Precision (AMP) is enabled" in (out / "train.log").read_text()  # IMDL-BenCo's own word
 
@@ -163,7 +168,8 @@ def test_a_benchmark_never_extends_a_run_of_another_precision(tmp_path, monkeypa
     monkeypatch.setattr(amp, "cpu_has_bfloat16", lambda: True)
     folder = tmp_path / "ncl-seed0"
     folder.mkdir()
-    (folder / "summary.json").write_text(json.dumps({"args": {"if_not_amp": True}}))  # a float32 run
+    record = {"imdlbenco": imdlbenco_line.installed().name}
+    (folder / "summary.json").write_text(json.dumps({"args": {"if_not_amp": True}, **record}))  # a float32 run
     command = ["train", "--model", "ncl", *SMALL_TRAIN, "--device", "cpu"]
     run_ = runner.Run(runner.Job("ncl", "ncl"), 0, folder, command)
     with pytest.raises(UsageError, match="trained in float32, and this command trains in bfloat16: add --if_not_amp"):
