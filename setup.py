@@ -22,6 +22,7 @@ setup(
     },
     classifiers=[
         "Programming Language :: Python :: 3",
+        *(f"Programming Language :: Python :: 3.{minor}" for minor in range(9, 14)),
         "License :: OSI Approved :: MIT License",
         "Topic :: Scientific/Engineering :: Image Recognition",
     ],
@@ -30,7 +31,9 @@ setup(
     # package, so no top-level module called `registry` lands in site-packages.
     packages=[*find_packages(include=["ncl_plugin", "ncl_plugin.*"]), "ncl_plugin.registry", "ncl_plugin.configs"],
     package_dir={"ncl_plugin": "ncl_plugin", "ncl_plugin.registry": "registry", "ncl_plugin.configs": "configs"},
-    package_data={"ncl_plugin.configs": ["*.yaml", "protocols/*.yaml", "protocols/*.json", "splits/*/*.txt"]},
+    package_data={
+        "ncl_plugin.configs": ["*.yaml", "forensichub/*.yaml", "protocols/*.yaml", "protocols/*.json", "splits/*/*.txt"]
+    },
     # `benco` extends IMDL-BenCo's command of the same name, which reinstalling imdlbenco puts back;
     # `ncl-benco` is the same command under a name nothing else installs.
     entry_points={
@@ -62,6 +65,16 @@ setup(
     ],
     extras_require={
         # mkdocs 2 drops the plugins and themes of 1.x: the site is built with 1.x.
-        "test": ["pytest", "hypothesis", "ruff", "mkdocs>=1.6,<2", "mkdocs-material", "mkdocs-gen-files"],
+        "test": [
+            "pytest",
+            "hypothesis",
+            "ruff",
+            "mkdocs>=1.6,<2",
+            "mkdocs-material",
+            "mkdocs-gen-files",
+            # ForensicHub's registries, for tests/test_forensichub.py. Its release requires `imdlbenco`, which on
+            # Python 3.13 would compile numpy 1 beside the numpy-2 line: left out there.
+            'forensichub==0.0.1; python_version < "3.13"',
+        ],
     },
 )

@@ -22,3 +22,10 @@ __all__ = [
     "classify_patches",
     "__version__",
 ]
+
+# ForensicHub keeps registries of its own: where it is already imported, NCL joins them too
+# (otherwise ncl_plugin.forensichub.register() does it; ForensicHub takes seconds to import).
+if "ForensicHub.registry" in __import__("sys").modules:
+    from ncl_plugin.forensichub import register as _register_in_forensichub  # noqa: E402
+
+    _register_in_forensichub()

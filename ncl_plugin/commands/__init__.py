@@ -10,6 +10,7 @@ from ncl_plugin.commands import (
     compare,
     complexity,
     data,
+    forensichub,
     predict,
     robustness,
     synth,
@@ -19,7 +20,7 @@ from ncl_plugin.commands import (
 
 COMMANDS = {
     module.NAME: module
-    for module in (train, test, calibrate, robustness, complexity, predict, synth, data, compare, bench)
+    for module in (train, test, calibrate, robustness, complexity, predict, synth, data, compare, bench, forensichub)
 }
 
 
