@@ -66,7 +66,8 @@ class _CommandLog(io.TextIOBase):
         return len(text)
 
     def flush(self) -> None:
-        if self.handle is not None:
+        # also called when the object is collected (io's close), after the command closed its file
+        if self.handle is not None and not self.handle.closed:
             self.handle.flush()
 
     def close_pending(self) -> None:

@@ -41,6 +41,7 @@ def test_wheel_carries_the_real_data_recipe_its_split_and_metadata(wheel):
     archive = zipfile.ZipFile(wheel)
     names = archive.namelist()
     assert "ncl_plugin/configs/casia-cpu.yaml" in names
+    assert "ncl_plugin/configs/forensichub/ncl.yaml" in names  # the ForensicHub example
     assert {f"ncl_plugin/configs/splits/casiav1/{side}.txt" for side in ("train", "val", "test")} <= set(names)
     (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
     text = archive.read(metadata).decode()
@@ -64,7 +65,7 @@ def test_installed_wheel_registers_ncl(wheel, tmp_path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     commands, version, registry_file, model_module = result.stdout.strip().splitlines()[-4:]
-    assert commands == str(sorted(["train", "test", "calibrate", "test-robust", "complexity", "predict", "synth", "data", "compare", "bench"]))
+    assert commands == str(sorted(["train", "test", "calibrate", "test-robust", "complexity", "predict", "synth", "data", "compare", "bench", "forensichub"]))
     assert wheel.name.startswith(f"ncl_imdlbenco-{version}-")  # one version number, in ncl_plugin/__init__.py
     assert Path(registry_file).is_relative_to(target)
     assert model_module == "ncl_plugin.method.model"

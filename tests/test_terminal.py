@@ -83,3 +83,15 @@ def test_progress_in_a_pipe_is_plain_lines_without_control_characters(capsys, mo
     assert err.splitlines()[0].startswith("epoch 0/1: 1/3, ")
     assert len(err.splitlines()) == 2  # the finished step is left to the line that sums the epoch up
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", err)
+
+
+def test_a_command_log_collected_after_its_file_closed_flushes_nothing(tmp_path):
+    """io's finaliser flushes the log once more when it is collected: its file is closed by then
+    (Python 3.13 reported the ValueError at every command's end)."""
+    from ncl_plugin.terminal import _CommandLog
+
+    with open(tmp_path / "x.log", "w") as handle:
+        sink = _CommandLog(handle, echo=False)
+        sink.write("a line\n")
+    sink.flush()
+    sink.close()
