@@ -119,7 +119,8 @@ def test_benco_test_reproduces_the_logged_metrics(ncl_run, dataset, tmp_path, ca
     for row in rows:
         for metric in ("pixel-level F1", "pixel-level AUC"):
             assert row[metric] == pytest.approx(logged[row["epoch"]][metric], abs=1e-6)
-    assert (tmp_path / "results.csv").read_text().startswith("checkpoint,epoch,test set,precision,pixel-level F1")
+    header = "checkpoint,epoch,test set,precision,imdlbenco,numpy,pixel_mean,pixel-level F1"
+    assert (tmp_path / "results.csv").read_text().startswith(header)  # every row says what computed it
     # tested in the precision it was trained in, and saying so
     assert {r["precision"] for r in rows} == {json.loads((out / "summary.json").read_text())["precision"]}
 

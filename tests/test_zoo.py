@@ -8,7 +8,8 @@ import torch
 from ncl_plugin import zoo
 from ncl_plugin.commands import zoo_models
 
-TRAINABLE = [name for name, entry in zoo.RECIPES.items() if entry.status == zoo.TRAINS]
+# The recipes of the models the installed IMDL-BenCo has (MSCDI_Net left after 0.1.45)
+TRAINABLE = [name for name, entry in zoo.RECIPES.items() if entry.status == zoo.TRAINS and name in zoo.registry()]
 # Over about 10 s a step at their smallest size on 2 cores, or over 100M parameters.
 HEAVY = {"IML_ViT", "MVSSNet", "ObjectFormer", "Mesorch", "Trufor", "PSCC_Net"}
 

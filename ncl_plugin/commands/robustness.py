@@ -65,7 +65,9 @@ def perturbations(args) -> Dict[str, List[Tuple[float, object]]]:
     for factor in _numbers(args.resize, "--resize"):
         if not 0 < factor <= 1:
             raise UsageError(f"--resize {args.resize}: factors must be in (0, 1]")
-        grid["resize"].append((factor, None if factor == 1 else augmentations.downscale(factor, p=1.0)))
+        grid["resize"].append(
+            (factor, None if factor == 1 else augmentations.compose([augmentations.downscale(factor, p=1.0)]))
+        )
     return {name: params for name, params in grid.items() if params}
 
 

@@ -13,6 +13,12 @@ lists are written in, and ignores an unknown one with at most a warning:
 - ``GaussNoise(var_limit=v)`` and ``Downscale(scale_min=f)`` keep 2.x's
   defaults whatever ``v`` and ``f`` are; ``JpegCompression`` is gone.
 
+Albumentations 2 also draws from random generators of its own, seeded by the
+operating system unless given a seed: ``--seed`` would not reproduce a run,
+nor a resumed run the one it continues. :func:`compose` seeds them at every
+call from Python's global ``random``, which albumentations 1.3 draws from and
+``benco`` seeds, saves and restores with a run.
+
 Here every transform is built with the parameters of the albumentations that
 is installed, so that ``--augment imdlbenco`` and ``benco test-robust`` do on
 either line what IMDL-BenCo 0.1.45 does. ``tests/test_augmentations.py``
@@ -20,7 +26,8 @@ checks the effect, not the arguments.
 """
 
 import math
-from typing import Callable, Dict, Optional
+import random
+from typing import Callable, Dict, List, Optional
 
 import albumentations as albu
 import cv2
@@ -30,6 +37,19 @@ from IMDLBenCo.transforms import RandomCopyMove, RandomInpainting
 from ncl_plugin.errors import UsageError
 
 ALBUMENTATIONS_2 = int(albu.__version__.split(".")[0]) >= 2
+
+
+class GloballySeededCompose(albu.Compose):
+    """An albumentations 2 Compose whose generators are seeded, at every call, from Python's global random."""
+
+    def __call__(self, *args, force_apply: bool = False, **data):
+        self.set_random_seed(random.getrandbits(32))
+        return super().__call__(*args, force_apply=force_apply, **data)
+
+
+def compose(transforms: List) -> albu.Compose:
+    """albu.Compose, drawing from the random state a run seeds and saves (under albumentations 2 too)."""
+    return GloballySeededCompose(transforms) if ALBUMENTATIONS_2 else albu.Compose(transforms)
 
 
 def with_probability(transform, p: float):
@@ -96,7 +116,7 @@ def downscale(factor: float, p: float):
 
 def _imdlbenco_augmentations() -> albu.Compose:
     """IMDL-BenCo train.py's augmentations, unchanged, so that every model sees the same data."""
-    return albu.Compose(
+    return compose(
         [
             albu.RandomScale(scale_limit=0.2, p=1),
             with_probability(RandomCopyMove(p=0.1), 0.1),
@@ -114,13 +134,13 @@ def _imdlbenco_augmentations() -> albu.Compose:
 def _lossless_augmentations() -> albu.Compose:
     """Flips and quarter turns only: they move pixels without resampling, re-compressing or
     blurring them, so the traces a test image carries are the traces training images carry."""
-    return albu.Compose([albu.HorizontalFlip(p=0.5), albu.VerticalFlip(p=0.5), albu.RandomRotate90(p=0.5)])
+    return compose([albu.HorizontalFlip(p=0.5), albu.VerticalFlip(p=0.5), albu.RandomRotate90(p=0.5)])
 
 
 AUGMENTATIONS: Dict[str, Callable[[], albu.Compose]] = {
     "imdlbenco": _imdlbenco_augmentations,
     "lossless": _lossless_augmentations,
-    "none": lambda: albu.Compose([]),
+    "none": lambda: compose([]),
 }
 
 
@@ -140,6 +160,6 @@ PERTURBATIONS: Dict[str, Callable[[float], object]] = {
 }
 
 
-def perturbation(name: str, parameter: float) -> Optional[object]:
+def perturbation(name: str, parameter: float) -> Optional[albu.Compose]:
     """IMDL-BenCo's JPEG, blur or noise at ``parameter`` (None at 0: no perturbation)."""
-    return None if parameter == 0 else PERTURBATIONS[name](parameter)
+    return None if parameter == 0 else compose([PERTURBATIONS[name](parameter)])

@@ -10,14 +10,14 @@ import torch
 from IMDLBenCo.datasets import BalancedDataset, JsonDataset, ManiDataset
 from IMDLBenCo.registry import DATASETS, POSTFUNCS
 
-from ncl_plugin.data.augmentations import AUGMENTATIONS, train_transform  # noqa: F401  (loaders' own API)
+from ncl_plugin.data.augmentations import AUGMENTATIONS, compose, train_transform  # noqa: F401  (loaders' own API)
 from ncl_plugin.data.checks import NEGATIVE, check_mani_folder, pair_mani_dataset, sub_datasets
 from ncl_plugin.errors import UsageError
 from ncl_plugin.terminal import say
 
 
 def test_transform() -> albu.Compose:
-    return albu.Compose([])
+    return compose([])
 
 
 def post_function(model_name: str):

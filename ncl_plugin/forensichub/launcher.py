@@ -87,9 +87,10 @@ def train_script(forensichub, given: Optional[str]) -> Path:
     if not found.is_file():
         from importlib import metadata
 
-        version = metadata.version("forensichub") if "forensichub" in metadata.packages_distributions().get(
-            "ForensicHub", []
-        ) else "installed"  # fmt: skip
+        try:
+            version = metadata.version("forensichub")
+        except metadata.PackageNotFoundError:
+            version = "as installed"
         raise UsageError(
             f"ForensicHub {version} ({Path(forensichub.__file__).parent}) has no training_scripts/train.py (the PyPI "
             f"release ships none): pip install -e a clone of {GITHUB}, or give --train_script PATH/train.py"
