@@ -16,6 +16,7 @@ from PIL.PngImagePlugin import PngInfo
 
 from ncl_plugin.commands import flags
 from ncl_plugin.config import Parser
+from ncl_plugin.data import augmentations
 from ncl_plugin.engine import amp
 from ncl_plugin.engine.checkpoints import best_checkpoint, load_weights
 from ncl_plugin.engine.runtime import build_model, setup, single_process
@@ -184,8 +185,9 @@ def preprocessing(args) -> albu.Compose:
                 pad_height_divisor=32,
                 pad_width_divisor=32,
                 border_mode=0,
-                value=0,
                 position="top_left",
+                # black padding, in the installed albumentations' terms (2.x renamed value to fill)
+                **({"fill": 0} if augmentations.ALBUMENTATIONS_2 else {"value": 0}),
             ),
             albu.Normalize(mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD),
             ToTensorV2(),

@@ -117,6 +117,10 @@ def environment() -> str:
             line.described(),
             f"IMDL-BenCo's own train.py/test.py under this line: pixel metrics are means over {line.native_pixel_mean}",
             f"ForensicHub: {forensichub}"
-            + ("" if forensichub == "not installed" else " (NCL: python -m ncl_plugin.forensichub)"),
+            + (
+                ""
+                if forensichub == "not installed"
+                else " (NCL joins its MODELS by ncl_plugin.forensichub.register(); its train.py: benco forensichub)"
+            ),
         ]
     )
