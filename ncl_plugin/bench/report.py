@@ -376,25 +376,24 @@ def _seeds_note(table: Table) -> str:
     return "mean ± standard deviation over " + "/".join(str(c) for c in counts) + " runs (seeds) per row"
 
 
+def _setting_note(table: Table, key: str, one: str, several: str) -> str:
+    """A setting of NAMED_WHEN_VARYING under a table: ``one`` naming the value all runs share, or ``several``
+    where each row's label names its own; nothing where no run records it."""
+    values = sorted({r.settings[key] for row in table.rows for r in row.runs if r.settings.get(key)})
+    if not values:
+        return ""
+    return one.format(values[0]) if len(values) == 1 else f"; {several} differ (each row names its own)"
+
+
 def precision_note(table: Table) -> str:
     """The precision the runs computed in: one for all, or each row's label names its own."""
-    ran = sorted({r.settings["precision"] for row in table.rows for r in row.runs if r.settings.get("precision")})
-    if not ran:
-        return ""
-    return f"; precision {ran[0]}" if len(ran) == 1 else "; precisions differ (each row names its own)"
+    return _setting_note(table, "precision", "; precision {}", "precisions")
 
 
 def imdlbenco_note(table: Table) -> str:
     """The IMDL-BenCo the runs computed under, and how their pixel metrics average over a test set's images."""
     runs = [r for row in table.rows for r in row.runs]
-    lines = sorted({r.settings["imdlbenco"] for r in runs if r.settings.get("imdlbenco")})
-    note = (
-        ""
-        if not lines
-        else f"; {lines[0]}"
-        if len(lines) == 1
-        else "; IMDL-BenCo versions differ (each row names its own)"
-    )
+    note = _setting_note(table, "imdlbenco", "; {}", "IMDL-BenCo versions")
     means = sorted({r.pixel_mean for r in runs if r.pixel_mean})
     unrecorded = sum(1 for r in runs if not r.pixel_mean)
     if means:

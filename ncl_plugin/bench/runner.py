@@ -113,18 +113,19 @@ def plan(jobs: Sequence[Job], seeds: Sequence[int], budget: List[str], out: Path
 def check_records(runs: Sequence[Run]) -> None:
     """A folder trained with another command, or on other data, is an error before anything trains: results
     of two budgets would otherwise share a row. Data is compared by what it holds, not by where it lies."""
+    installed = imdlbenco_line.installed().name
     for run in runs:
-        ran, planned = recorded_precision(run.folder), planned_precision(run.command)
+        recorded = run_record(str(run.folder))
+        ran, planned = recorded["precision"], planned_precision(run.command)
         if ran and ran != planned:
             fix = "add --if_not_amp to" if planned != "float32" else "leave out --if_not_amp to"
             raise UsageError(
                 f"{run.folder} was trained in {ran}, and this command trains in {planned}: {fix} rebuild or extend "
                 "it as it was trained, or give another --out (one table row never mixes precisions)"
             )
-        ran_under = run_record(str(run.folder))["imdlbenco"]
-        if ran_under and ran_under != imdlbenco_line.installed().name:
+        if recorded["imdlbenco"] and recorded["imdlbenco"] != installed:
             raise UsageError(
-                f"{run.folder} was trained under {ran_under}, and {imdlbenco_line.installed().name} is installed: "
+                f"{run.folder} was trained under {recorded['imdlbenco']}, and {installed} is installed: "
                 "give another --out (one table row never mixes IMDL-BenCo versions), or install the one it ran under"
             )
         record = run.folder / RECORD

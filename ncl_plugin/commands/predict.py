@@ -179,16 +179,7 @@ def preprocessing(args) -> albu.Compose:
 
     return albu.Compose(
         [
-            albu.PadIfNeeded(
-                min_height=None,
-                min_width=None,
-                pad_height_divisor=32,
-                pad_width_divisor=32,
-                border_mode=0,
-                position="top_left",
-                # black padding, in the installed albumentations' terms (2.x renamed value to fill)
-                **({"fill": 0} if augmentations.ALBUMENTATIONS_2 else {"value": 0}),
-            ),
+            augmentations.pad_to_multiple(32),
             albu.Normalize(mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD),
             ToTensorV2(),
         ]

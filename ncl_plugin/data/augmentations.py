@@ -114,6 +114,21 @@ def downscale(factor: float, p: float):
     return albu.Downscale(scale_min=factor, scale_max=factor, interpolation=cv2.INTER_NEAREST, p=p)
 
 
+def pad_to_multiple(divisor: int):
+    """Black padding at the bottom and right up to a multiple of ``divisor`` (albumentations 2 renamed value
+    to fill)."""
+    black = {"fill": 0} if ALBUMENTATIONS_2 else {"value": 0}
+    return albu.PadIfNeeded(
+        min_height=None,
+        min_width=None,
+        pad_height_divisor=divisor,
+        pad_width_divisor=divisor,
+        border_mode=cv2.BORDER_CONSTANT,
+        position="top_left",
+        **black,
+    )
+
+
 def _imdlbenco_augmentations() -> albu.Compose:
     """IMDL-BenCo train.py's augmentations, unchanged, so that every model sees the same data."""
     return compose(

@@ -79,18 +79,12 @@ def _version_of(distribution: str) -> str:
         return "not installed"
 
 
-def _keeps_sums() -> bool:
-    """Asked of IMDL-BenCo itself: does PixelF1.batch_update return per-image values, or None?"""
-    import torch
-    from IMDLBenCo.evaluation import PixelF1
-
-    mask = torch.ones(1, 1, 2, 2)
-    return PixelF1(threshold=0.5, mode="origin").batch_update(mask, mask) is None
-
-
 @functools.lru_cache(maxsize=None)
 def installed() -> Line:
     import IMDLBenCo
+    from IMDLBenCo.evaluation import PixelF1
+
+    from ncl_plugin.engine.metrics import keeps_sums
 
     distribution = _distribution()
     version = _version_of(distribution)
@@ -99,7 +93,8 @@ def installed() -> Line:
         version=str(IMDLBenCo.__version__) if version == "not installed" else version,
         numpy=_version_of("numpy"),
         albumentations=_version_of("albumentations"),
-        keeps_sums=_keeps_sums(),
+        # asked of IMDL-BenCo itself: does its PixelF1 give per-image values, or keep sums?
+        keeps_sums=keeps_sums(PixelF1(threshold=0.5, mode="origin")),
     )
 
 

@@ -148,10 +148,10 @@ class OverTamperedImages(AbstractEvaluator):
         # every process tests the same tail of the set: each adds its share
         world = dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
         if self.inner_keeps_sums and world > 1 and dist.get_rank() > 0:
-            # an evaluator that keeps sums would count the tail once per process: the first one alone adds it
-            self._add(torch.zeros(mask.shape[0], dtype=torch.float64), mask, 1.0 / world)
-            return None
-        self._handed(self.inner.remain_update(predict, mask, shape_mask), mask, 1.0 / world)
+            values = None  # an evaluator that keeps sums would count the tail once per process: the first adds it
+        else:
+            values = self.inner.remain_update(predict, mask, shape_mask)
+        self._handed(values, mask, 1.0 / world)
         return None
 
     def epoch_update(self):

@@ -145,8 +145,8 @@ def default_models() -> List[str]:
 
 def listing() -> str:
     """`benco bench --list`: every name in MODELS, whether it trains here, and why or how."""
-    rows = []
-    for name in registry():
+    rows, known = [], registry()
+    for name in known:
         entry = recipe(name)
         if name in ALIASES:
             state, note = "alias", f"the same model as {ALIASES[name]}"
@@ -163,7 +163,7 @@ def listing() -> str:
     from ncl_plugin.engine import imdlbenco_line
 
     for name in RECIPES:
-        if name not in registry():
+        if name not in known:
             rows.append((name, "absent", f"not in {imdlbenco_line.installed().name}'s MODELS: skipped where named"))
     width = max(len(r[0]) for r in rows) + 2
     head = (
