@@ -61,7 +61,15 @@ def test_importing_the_plugin_after_forensichub_registers_ncl():
     assert out.stdout.strip().splitlines()[-1] == "NCL", out.stderr[-2000:]
 
 
+def test_a_dataset_list_that_is_not_there_is_named_in_one_line(tmp_path):
+    result = benco("forensichub", "--config", EXAMPLE, check=False, cwd=tmp_path)
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert "JsonDataset path data/synthetic/train.json: no such file or folder" in line and "benco synth" in line
+
+
 def test_the_pypi_release_has_no_training_script_and_says_where_to_get_one(tmp_path):
+    benco("synth", tmp_path / "data" / "synthetic", "--n", "20", "--size", "64")
     result = benco("forensichub", "--config", EXAMPLE, check=False, cwd=tmp_path)
     assert result.returncode == 2
     (line,) = result.stderr.strip().splitlines()

@@ -107,6 +107,15 @@ def _config(path: str) -> dict:
         config = yaml.safe_load(handle) or {}
     if not isinstance(config, dict) or not isinstance(config.get("model"), dict):
         raise UsageError(f"--config {path}: not a ForensicHub training YAML (it has no model: section)")
+    # ForensicHub's datasets meet a missing list with a traceback, after the model is built
+    tests = config.get("test_dataset") or []
+    for entry in [config.get("train_dataset"), *(tests if isinstance(tests, list) else [tests])]:
+        data = ((entry or {}).get("init_config") or {}).get("path") if isinstance(entry, dict) else None
+        if isinstance(data, str) and not os.path.exists(data):
+            raise UsageError(
+                f"--config {path}: {entry.get('name')} path {data}: no such file or folder (the example's lists: "
+                "benco synth data/synthetic --n 200 --size 64)"
+            )
     return config
 
 
