@@ -124,6 +124,19 @@ def test_forensichubs_script_runs_ncl_on_a_cpu_with_its_lines_adapted(tmp_path):
     assert script.read_text() == REPLICA  # ForensicHub's file is never edited
 
 
+def test_a_script_of_another_forensichub_than_the_installed_one_is_one_line(tmp_path):
+    """GitHub main's train.py imports ForensicHub.training_scripts, which the PyPI release lacks."""
+    script = tmp_path / "train.py"
+    script.write_text("import ForensicHub.training_scripts.utils.misc as misc\n")
+    config = tmp_path / "ncl.yaml"
+    config.write_text(json.dumps({"device": "cpu", "model": {"name": "NCL"}}))
+    result = benco("forensichub", "--config", config, "--train_script", script, check=False, cwd=tmp_path)
+    assert result.returncode == 2
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"benco forensichub: error: {script} needs ForensicHub.training_scripts")
+    assert "install the ForensicHub that script belongs to" in line
+
+
 def test_the_example_yaml_builds_ncl_with_its_own_flags():
     import yaml
 

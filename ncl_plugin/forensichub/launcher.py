@@ -156,6 +156,14 @@ def main(argv: List[str]) -> int:
     try:
         with _cpu_run(device) if cpu else contextlib.nullcontext():
             exec(compile(source, str(script), "exec"), {"__name__": "__main__", "__file__": str(script)})
+    except ImportError as err:
+        # a script of another ForensicHub than the one installed (main's train.py beside the PyPI release)
+        if not (err.name or "").startswith("ForensicHub"):
+            raise
+        raise UsageError(
+            f"{script} needs {err.name} ({err}), which the installed ForensicHub lacks: install the ForensicHub that "
+            f"script belongs to (pip install -e its clone of {GITHUB})"
+        ) from None
     finally:
         sys.argv = saved
     return 0
