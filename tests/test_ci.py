@@ -1,0 +1,26 @@
+"""CI's own footing: the suite leaves no passing test's files behind, and `.ci/run` refuses a short disk at once."""
+
+import shutil
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_a_passing_tests_folder_is_not_kept(request):
+    # A full run writes about 8 GB of checkpoints; pytest's default ("all", last 3 runs) kept 24 GB.
+    assert request.config.getini("tmp_path_retention_policy") == "failed"
+
+
+def test_ci_stops_in_one_line_when_the_disk_is_short(tmp_path):
+    # A copy of the script alone: it cds to its own parent, so nothing of this checkout is touched.
+    (tmp_path / ".ci").mkdir()
+    shutil.copy(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
+    done = subprocess.run(
+        ["bash", str(tmp_path / ".ci" / "run")], capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "NEED_GB": str(10**9)},
+    )  # fmt: skip
+    assert done.returncode == 1
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "GB free under" in lines[0] and "NEED_GB" in lines[0], done.stderr
+    assert not done.stdout  # no install began
