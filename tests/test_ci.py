@@ -24,3 +24,21 @@ def test_ci_stops_in_one_line_when_the_disk_is_short(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "GB free under" in lines[0] and "NEED_GB" in lines[0], done.stderr
     assert not done.stdout  # no install began
+
+
+def test_ci_stops_where_an_install_fails(tmp_path):
+    # A failing venv creation used to fall through (set -e ignores failures inside an && list)
+    # to `python -m pytest` under whatever Python the shell had.
+    (tmp_path / ".ci").mkdir()
+    shutil.copy(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name in ("python3", "python"):
+        (fake / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "{tmp_path}/calls"\nexit 1\n')
+        (fake / name).chmod(0o755)
+    done = subprocess.run(
+        ["bash", str(tmp_path / ".ci" / "run")], capture_output=True, text=True, timeout=60,
+        env={"PATH": f"{fake}:/usr/bin:/bin", "NEED_GB": "0"},
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert (tmp_path / "calls").read_text().splitlines() == ["python3 -m venv .venv"]
