@@ -1,7 +1,6 @@
 """Mixed precision: the dtype each command picks, what runs in it, what stays float32, and the records."""
 import argparse
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +8,7 @@ from torch.nn.modules import module as torch_module
 
 from helpers import SMALL_TRAIN, run, small_ncl, train_args
 from ncl_plugin.data import synthetic
-from ncl_plugin.engine import amp, imdlbenco_line
+from ncl_plugin.engine import amp, imdlbenco_line, training_log
 
 CPU = torch.device("cpu")
 
@@ -175,4 +174,4 @@ def test_a_benchmark_never_extends_a_run_of_another_precision(tmp_path, monkeypa
     with pytest.raises(UsageError, match="trained in float32, and this command trains in bfloat16: add --if_not_amp"):
         runner.check_records([run_])
     runner.check_records([runner.Run(runner.Job("ncl", "ncl"), 0, folder, [*command, "--if_not_amp"])])
-    assert runner.recorded_precision(Path(tmp_path / "nothing")) is None
+    assert training_log.run_record(str(tmp_path / "nothing"))["precision"] is None

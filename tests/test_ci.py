@@ -4,7 +4,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def ci_script(tmp_path):
+    """A copy of .ci/run alone: it cds to its own parent, so nothing of this checkout is touched."""
+    (tmp_path / ".ci").mkdir()
+    return shutil.copy(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
 
 
 def test_a_passing_tests_folder_is_not_kept(request):
@@ -12,12 +21,9 @@ def test_a_passing_tests_folder_is_not_kept(request):
     assert request.config.getini("tmp_path_retention_policy") == "failed"
 
 
-def test_ci_stops_in_one_line_when_the_disk_is_short(tmp_path):
-    # A copy of the script alone: it cds to its own parent, so nothing of this checkout is touched.
-    (tmp_path / ".ci").mkdir()
-    shutil.copy(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
+def test_ci_stops_in_one_line_when_the_disk_is_short(ci_script):
     done = subprocess.run(
-        ["bash", str(tmp_path / ".ci" / "run")], capture_output=True, text=True, timeout=60,
+        ["bash", str(ci_script)], capture_output=True, text=True, timeout=60,
         env={"PATH": "/usr/bin:/bin", "NEED_GB": str(10**9)},
     )  # fmt: skip
     assert done.returncode == 1
@@ -26,18 +32,16 @@ def test_ci_stops_in_one_line_when_the_disk_is_short(tmp_path):
     assert not done.stdout  # no install began
 
 
-def test_ci_stops_where_an_install_fails(tmp_path):
+def test_ci_stops_where_an_install_fails(ci_script, tmp_path):
     # A failing venv creation used to fall through (set -e ignores failures inside an && list)
     # to `python -m pytest` under whatever Python the shell had.
-    (tmp_path / ".ci").mkdir()
-    shutil.copy(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
     fake = tmp_path / "bin"
     fake.mkdir()
     for name in ("python3", "python"):
         (fake / name).write_text(f'#!/bin/sh\necho "{name} $*" >> "{tmp_path}/calls"\nexit 1\n')
         (fake / name).chmod(0o755)
     done = subprocess.run(
-        ["bash", str(tmp_path / ".ci" / "run")], capture_output=True, text=True, timeout=60,
+        ["bash", str(ci_script)], capture_output=True, text=True, timeout=60,
         env={"PATH": f"{fake}:/usr/bin:/bin", "NEED_GB": "0"},
     )  # fmt: skip
     assert done.returncode != 0

@@ -17,7 +17,7 @@ from ncl_plugin.bench import datarefs
 from ncl_plugin.config import model_defaults
 from ncl_plugin.engine import amp
 from ncl_plugin.engine.metrics import SELECTION_RULE, best_epoch, evaluator_name, is_false_alarm_rate
-from ncl_plugin.engine.training_log import UNRECORDED_LINE, log_file, read_log, run_record, tested_epochs
+from ncl_plugin.engine.training_log import RECORDED, UNRECORDED_LINE, log_file, read_log, run_record, tested_epochs
 from ncl_plugin.errors import UsageError
 
 COST = "cost"  # the column group of COSTS
@@ -178,7 +178,7 @@ def _record(folder: Path, results: Path, logged: bool) -> Dict[str, Optional[str
         rows = json.loads(results.read_text())
         first = rows[0] if rows else {}
         if first.get("pixel_mean"):
-            return {key: first.get(key) for key in ("precision", "imdlbenco", "pixel_mean")}
+            return {key: first.get(key) for key in RECORDED}
         return run_record(str(results.parent))
     return run_record(str(folder))
 

@@ -303,11 +303,6 @@ def planned_precision(command: Sequence[str]) -> str:
     return precision_for(resolve_device(_flag_value(command, "--device")), "--if_not_amp" in command)
 
 
-def recorded_precision(folder: Path) -> Optional[str]:
-    """What a run folder trained in: its summary's record, else its log's; None before its first epoch."""
-    return run_record(str(folder))["precision"]
-
-
 def _flag_value(command: Sequence[str], flag: str) -> Optional[str]:
     values = [command[i + 1] for i, a in enumerate(command[:-1]) if a == flag]
     return values[-1] if values else None

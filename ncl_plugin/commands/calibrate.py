@@ -97,8 +97,7 @@ def calibrate(args, model_args, model_class) -> Dict:
         "image_thresholds": compared if score is not None else {},
         "image_scores": compared,
         "chosen_on": args.val_data_path,
-        "precision": args.precision,  # what the validation predictions were computed in
-        **imdlbenco_line.installed().record(),
+        **imdlbenco_line.computed_in(args.precision),  # what the validation predictions were computed in
         "tampered_images": sweep.images_with_tampering,
         "authentic_images": sweep.images_without_tampering,
         "images": names,

@@ -97,8 +97,7 @@ def test_robust(args, model_args, model_class) -> List[Dict]:
                         "perturbation": name,
                         "parameter": param,
                         "test set": test_set,
-                        "precision": args.precision,
-                        **imdlbenco_line.installed().record(),
+                        **imdlbenco_line.computed_in(args.precision),
                     }
                     | metrics
                 )

@@ -116,8 +116,7 @@ def test(args, model_args, model_class) -> List[Dict]:
                     "checkpoint": os.path.basename(path),
                     "epoch": epoch,
                     "test set": name,
-                    "precision": args.precision,
-                    **imdlbenco_line.installed().record(),
+                    **imdlbenco_line.computed_in(args.precision),
                 }
                 | results[name]
             )

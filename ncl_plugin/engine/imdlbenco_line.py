@@ -22,7 +22,7 @@ so that a figure says how it was computed.
 import functools
 from dataclasses import dataclass
 from importlib import metadata
-from typing import Dict
+from typing import Dict, Optional
 
 NUMPY1_LINE, NUMPY2_LINE = "imdlbenco", "imdlbenco13"
 # How a pixel metric is averaged over a test set
@@ -63,6 +63,12 @@ class Line:
         return {"imdlbenco": self.name, "numpy": self.numpy, "pixel_mean": PIXEL_MEAN}
 
 
+def computed_in(precision: Optional[str]) -> Dict[str, Optional[str]]:
+    """What a result row of benco test, test-robust or calibrate records of how its figures were computed:
+    the precision its predictions ran in, then the installed line's record."""
+    return {"precision": precision, **installed().record()}
+
+
 def _distribution() -> str:
     """The distribution that installed the IMDLBenCo module (both names install the same one)."""
     owners = metadata.packages_distributions().get("IMDLBenCo", [])
@@ -72,11 +78,15 @@ def _distribution() -> str:
     return NUMPY1_LINE
 
 
-def _version_of(distribution: str) -> str:
+NOT_INSTALLED = "not installed"
+
+
+def version_of(distribution: str) -> str:
+    """An installed distribution's version, or NOT_INSTALLED."""
     try:
         return metadata.version(distribution)
     except metadata.PackageNotFoundError:
-        return "not installed"
+        return NOT_INSTALLED
 
 
 @functools.lru_cache(maxsize=None)
@@ -87,12 +97,12 @@ def installed() -> Line:
     from ncl_plugin.engine.metrics import keeps_sums
 
     distribution = _distribution()
-    version = _version_of(distribution)
+    version = version_of(distribution)
     return Line(
         distribution=distribution,
-        version=str(IMDLBenCo.__version__) if version == "not installed" else version,
-        numpy=_version_of("numpy"),
-        albumentations=_version_of("albumentations"),
+        version=str(IMDLBenCo.__version__) if version == NOT_INSTALLED else version,
+        numpy=version_of("numpy"),
+        albumentations=version_of("albumentations"),
         # asked of IMDL-BenCo itself: does its PixelF1 give per-image values, or keep sums?
         keeps_sums=keeps_sums(PixelF1(threshold=0.5, mode="origin")),
     )
@@ -105,7 +115,7 @@ def environment() -> str:
     import ncl_plugin
 
     line = installed()
-    forensichub = _version_of("forensichub")
+    forensichub = version_of("forensichub")
     return "\n".join(
         [
             f"NCL plugin: {ncl_plugin.__version__} (Python {sys.version.split()[0]})",
@@ -114,7 +124,7 @@ def environment() -> str:
             f"ForensicHub: {forensichub}"
             + (
                 ""
-                if forensichub == "not installed"
+                if forensichub == NOT_INSTALLED
                 else " (NCL joins its MODELS by ncl_plugin.forensichub.register(); its train.py: benco forensichub)"
             ),
         ]

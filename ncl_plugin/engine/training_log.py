@@ -86,6 +86,8 @@ def ran_in(rows: List[Dict], key: str) -> Optional[str]:
 
 # A run saved before it recorded its IMDL-BenCo ran under this one: the plugin installed no other then.
 UNRECORDED_LINE = "imdlbenco 0.1.45"
+# What run_record reads of how a run's figures were computed
+RECORDED = ("precision", "imdlbenco", "pixel_mean")
 
 
 def run_record(output_dir: str) -> Dict[str, Optional[str]]:
@@ -106,10 +108,11 @@ def run_record(output_dir: str) -> Dict[str, Optional[str]]:
         }
     # a log without a summary may be IMDL-BenCo's own train.py's, under either line: unknown unless recorded
     rows = read_log(output_dir)
+    line = ran_in(rows, "imdlbenco")
     return {
         "precision": ran_in(rows, "precision"),
-        "imdlbenco": ran_in(rows, "imdlbenco"),
-        "pixel_mean": imdlbenco_line.PIXEL_MEAN if ran_in(rows, "imdlbenco") else None,
+        "imdlbenco": line,
+        "pixel_mean": imdlbenco_line.PIXEL_MEAN if line else None,
     }
 
 
@@ -120,12 +123,9 @@ def write_summary(args, model_args, checkpoints: List[str], parameters: Optional
     tested = tested_epochs(rows)
     summary = {"model": args.model, "model_args": plain(model_args), "selection": SELECTION_RULE, **(parameters or {})}
     line = imdlbenco_line.installed()
-    summary.update(
-        precision=ran_in(rows, "precision") or getattr(args, "precision", None),
-        imdlbenco=ran_in(rows, "imdlbenco") or line.name,
-        numpy=line.numpy,
-        pixel_mean=imdlbenco_line.PIXEL_MEAN,
-    )
+    summary["precision"] = ran_in(rows, "precision") or getattr(args, "precision", None)
+    # the line's record, naming every line a resumed run ran under
+    summary.update(line.record(), imdlbenco=ran_in(rows, "imdlbenco") or line.name)
     if tested:
         best, last = best_epoch(tested), max(tested)
         summary.update(

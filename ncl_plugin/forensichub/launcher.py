@@ -85,12 +85,10 @@ def train_script(forensichub, given: Optional[str]) -> Path:
         return path
     found = Path(forensichub.__file__).parent / "training_scripts" / "train.py"
     if not found.is_file():
-        from importlib import metadata
+        from ncl_plugin.engine.imdlbenco_line import NOT_INSTALLED, version_of
 
-        try:
-            version = metadata.version("forensichub")
-        except metadata.PackageNotFoundError:
-            version = "as installed"
+        version = version_of("forensichub")
+        version = "as installed" if version == NOT_INSTALLED else version
         raise UsageError(
             f"ForensicHub {version} ({Path(forensichub.__file__).parent}) has no training_scripts/train.py (the PyPI "
             f"release ships none): pip install -e a clone of {GITHUB}, or give --train_script PATH/train.py"
