@@ -137,11 +137,13 @@ def test_a_checkpoint_that_predicts_nan_is_an_error_not_a_score(ncl_run, dataset
     torch.save(state, broken)
     code, err = error_of(["test", "--checkpoint", broken, "--test_data_path", dataset / "test_datasets.json",
                           "--num_workers", "0", "--metrics", METRICS, "--out", tmp_path / "results"], capsys)
-    # the last line says it (a line before may say what the checkpoint was trained on)
+    # the last line says it, the only error line (a line before may say what the checkpoint was trained on)
     assert code != 0 and "predicted NaN or infinite probabilities" in err[-1], err
     assert "test set synthetic" in err[-1] and not (tmp_path / "results.json").exists()
+    assert sum("error:" in line for line in err) == 1 and not any("Traceback" in line for line in err), err
     code, err = error_of(["predict", dataset / "test" / "Tp", "--checkpoint", broken, "--out", tmp_path / "pred"], capsys)
     assert code != 0 and "predicted NaN or infinite probabilities" in err[-1], err
+    assert sum("error:" in line for line in err) == 1 and not any("Traceback" in line for line in err), err
 
 
 def test_resume_continues_from_the_checkpoint(ncl_run, dataset, tmp_path, capsys):
